@@ -1,0 +1,404 @@
+/* The agent: start-up, the server registry and request routing.
+ *
+ * One NATS subscription on warden.agent.<node>.> receives every request for
+ * this node. Its callback (a nats.c thread) parses the subject, finds the
+ * server's actor and posts the message there; it never touches server
+ * state. A sync for an unknown server creates the actor first. Errors that
+ * need no actor (bad subject, unknown server, garbage spec) are answered
+ * right here. */
+#include "agent_int.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "js.h"
+#include "log.h"
+#include "sandbox.h"
+#include "subject.h"
+
+static void reply_error(wd_agent *ag, natsMsg *m, wd_status st, const char *msg)
+{
+    /* Every reply type has its Status in field 1, so an Ack encodes an error
+     * reply for any request (see docs/bus.md). */
+    Warden__V1__Status s;
+    Warden__V1__Ack ack = WARDEN__V1__ACK__INIT;
+    wd_status_fill(&s, st, msg);
+    ack.status = &s;
+    wd_bus_respond(ag->bus, m, &ack.base);
+}
+
+wd_actor *wd_agent_find(wd_agent *ag, const char *id)
+{
+    wd_actor *a = NULL;
+    pthread_rwlock_rdlock(&ag->reg_mu);
+    for (int i = 0; i < ag->nservers; i++) {
+        if (strcmp(ag->servers[i]->id, id) == 0) {
+            a = wd_actor_ref(ag->servers[i]->actor);
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&ag->reg_mu);
+    return a;
+}
+
+void wd_agent_unregister(wd_agent *ag, const char *id)
+{
+    wd_server_ref *gone = NULL;
+    pthread_rwlock_wrlock(&ag->reg_mu);
+    for (int i = 0; i < ag->nservers; i++) {
+        if (strcmp(ag->servers[i]->id, id) == 0) {
+            gone = ag->servers[i];
+            ag->servers[i] = ag->servers[--ag->nservers];
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&ag->reg_mu);
+    if (gone) {
+        wd_actor_unref(&gone->actor);
+        free(gone);
+    }
+}
+
+int wd_agent_count(wd_agent *ag, int *running)
+{
+    int n, r = 0;
+    pthread_rwlock_rdlock(&ag->reg_mu);
+    n = ag->nservers;
+    for (int i = 0; i < n; i++) {
+        int s = atomic_load(&ag->servers[i]->state);
+        r += s == WARDEN__V1__SERVER_STATE__SERVER_STATE_RUNNING ||
+             s == WARDEN__V1__SERVER_STATE__SERVER_STATE_STARTING ||
+             s == WARDEN__V1__SERVER_STATE__SERVER_STATE_STOPPING;
+    }
+    pthread_rwlock_unlock(&ag->reg_mu);
+    if (running)
+        *running = r;
+    return n;
+}
+
+/* A sync for a server this node does not hold yet: validate and create. */
+static void create_from_sync(wd_agent *ag, const char *server_id, natsMsg *m)
+{
+    Warden__V1__SyncRequest *req =
+        (Warden__V1__SyncRequest *)wd_bus_decode(&warden__v1__sync_request__descriptor, m);
+    if (req == NULL) {
+        reply_error(ag, m, WD_ERR_INVALID, "sync: body is not a valid warden.v1.SyncRequest");
+        goto out;
+    }
+    if (req->spec == NULL || req->spec->id == NULL || strcmp(req->spec->id, server_id) != 0) {
+        reply_error(ag, m, WD_ERR_INVALID, "sync: spec.id must equal the server id in the subject");
+        goto out;
+    }
+    if (!wd_uuid_valid(server_id)) {
+        reply_error(ag, m, WD_ERR_INVALID, "sync: server id must be a UUID");
+        goto out;
+    }
+    /* The actor is created empty-handed: it validates the spec itself when
+     * it handles this very request, so create and update share one path. */
+    Warden__V1__ServerSpec *shell = calloc(1, sizeof *shell);
+    if (shell == NULL) {
+        reply_error(ag, m, WD_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    warden__v1__server_spec__init(shell);
+    shell->id = strdup(server_id);
+    wd_server_ref *ref = NULL;
+    wd_status st = wd_server_create(ag, shell, &ref);
+    if (st != WD_OK && st != WD_ERR_EXISTS) {
+        reply_error(ag, m, st, wd_err_msg());
+        goto out;
+    }
+    wd_actor *a = wd_agent_find(ag, server_id);
+    if (a) {
+        if (wd_actor_send(a, SRV_REQUEST, m, NULL) == WD_OK)
+            m = NULL; /* the actor destroys it */
+        else
+            reply_error(ag, m, WD_ERR_UNAVAILABLE, "server is busy; try again");
+        wd_actor_unref(&a);
+    }
+out:
+    if (req)
+        protobuf_c_message_free_unpacked(&req->base, NULL);
+    if (m)
+        natsMsg_Destroy(m);
+}
+
+static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
+{
+    wd_agent *ag = ud;
+    char node[64], server[64];
+    const char *op = NULL;
+    const char *trace = wd_bus_header(m, WD_HDR_TRACE);
+    wd_log_set_trace(trace);
+    if (wd_subj_parse_agent(natsMsg_GetSubject(m), node, sizeof node, server, sizeof server,
+                            &op) != WD_OK ||
+        strcmp(node, ag->node_id) != 0) {
+        reply_error(ag, m, WD_ERR_INVALID, wd_err_msg());
+        natsMsg_Destroy(m);
+        return;
+    }
+    wd_actor *a = wd_agent_find(ag, server);
+    if (a == NULL) {
+        if (strcmp(op, "sync") == 0) {
+            create_from_sync(ag, server, m);
+            return;
+        }
+        char msg[160];
+        snprintf(msg, sizeof msg, "server %s is not on node %s", server, ag->node_id);
+        reply_error(ag, m, WD_ERR_NOT_FOUND, msg);
+        natsMsg_Destroy(m);
+        return;
+    }
+    /* No free function: the server actor destroys the message once it has
+     * replied, and on a refused send we still own it to answer. */
+    wd_status st = wd_actor_send(a, SRV_REQUEST, m, NULL);
+    if (st != WD_OK) {
+        reply_error(ag, m, st == WD_ERR_FULL ? WD_ERR_FULL : WD_ERR_UNAVAILABLE,
+                    st == WD_ERR_FULL ? "server is busy; try again" : "server is being removed");
+        natsMsg_Destroy(m);
+    }
+    wd_actor_unref(&a);
+    wd_log_set_trace(NULL);
+}
+
+/* Node id: flag/env, else data_dir/node-id, else a new UUID persisted there. */
+static wd_status load_node_id(wd_agent *ag)
+{
+    if (ag->cfg->node_id && *ag->cfg->node_id) {
+        if (!wd_subj_token_ok(ag->cfg->node_id))
+            return WD_ERR(WD_ERR_INVALID, "node id '%s' may not contain '.', '*', '>' or spaces",
+                          ag->cfg->node_id);
+        snprintf(ag->node_id, sizeof ag->node_id, "%s", ag->cfg->node_id);
+        return WD_OK;
+    }
+    char path[1100];
+    snprintf(path, sizeof path, "%s/node-id", ag->cfg->data_dir);
+    char *text = NULL;
+    wd_status st = wd_read_file(path, 256, &text, NULL);
+    if (st == WD_OK) {
+        text[strcspn(text, "\r\n")] = '\0';
+        if (!wd_subj_token_ok(text)) {
+            free(text);
+            return WD_ERR(WD_ERR_INVALID, "%s holds an invalid node id", path);
+        }
+        snprintf(ag->node_id, sizeof ag->node_id, "%s", text);
+        free(text);
+        return WD_OK;
+    }
+    if (st != WD_ERR_NOT_FOUND)
+        return st;
+    char id[WD_UUID_LEN + 1];
+    wd_uuid_new(id);
+    char line[WD_UUID_LEN + 2];
+    snprintf(line, sizeof line, "%s\n", id);
+    if ((st = wd_write_file_atomic(path, line, strlen(line), 0644)) != WD_OK)
+        return st;
+    snprintf(ag->node_id, sizeof ag->node_id, "%s", id);
+    wd_info("generated node id %s (saved in %s)", id, path);
+    return WD_OK;
+}
+
+static wd_status decide_capabilities(wd_agent *ag)
+{
+    const wd_agent_cfg *c = ag->cfg;
+    ag->drop_privs = geteuid() == 0;
+    ag->game_uid = -1;
+    ag->game_gid = -1;
+    if (ag->drop_privs) {
+        struct passwd *pw = getpwnam(c->game_user ? c->game_user : "nobody");
+        if (pw == NULL)
+            return WD_ERR(WD_ERR_INVALID, "game user '%s' does not exist (set --game-user)",
+                          c->game_user);
+        ag->game_uid = (int)pw->pw_uid;
+        ag->game_gid = (int)pw->pw_gid;
+        if (ag->game_uid == 0)
+            return WD_ERR(WD_ERR_INVALID, "game user must not be root");
+    }
+    char notes[256] = "";
+    bool want = strcmp(c->isolation, "none") != 0;
+    if (strcmp(c->isolation, "auto") != 0 && strcmp(c->isolation, "bwrap") != 0 &&
+        strcmp(c->isolation, "none") != 0)
+        return WD_ERR(WD_ERR_INVALID, "--isolation must be auto, bwrap or none");
+    ag->isolate = want && wd_sandbox_probe(c->bwrap_path, ag->game_uid, ag->game_gid, notes,
+                                           sizeof notes);
+    if (want && !ag->isolate) {
+        if (strcmp(c->isolation, "bwrap") == 0)
+            return WD_ERR(WD_ERR_UNSUPPORTED, "%s", notes);
+        wd_warn("isolation unavailable: %s", notes);
+    }
+    char cg[256] = "";
+    ag->cgroups = wd_cgroup_probe(cg, sizeof cg) == WD_OK;
+    if (!ag->cgroups)
+        wd_warn("memory/pid limits cannot be enforced: %s", cg);
+    snprintf(ag->cap_notes, sizeof ag->cap_notes, "%s%s%s%s",
+             ag->isolate ? "" : (want ? notes : "isolation disabled by configuration"),
+             (!ag->isolate && !ag->cgroups) ? "; " : "", ag->cgroups ? "" : cg,
+             ag->drop_privs ? "" : (ag->isolate || !ag->cgroups ? "; agent not root: games run as the agent's user" : "agent not root: games run as the agent's user"));
+    wd_info("capabilities: isolation=%s cgroups=%s game_uid=%d", ag->isolate ? "bwrap" : "none",
+            ag->cgroups ? "yes" : "no", ag->game_uid);
+    return WD_OK;
+}
+
+wd_status wd_agent_create(wd_agent **out, const wd_agent_cfg *cfg)
+{
+    wd_status st;
+    wd_agent *ag = calloc(1, sizeof *ag);
+    if (ag == NULL)
+        return WD_ERR(WD_ERR_NOMEM, "out of memory");
+    ag->cfg = cfg;
+    ag->boot_ms = wd_unix_ms();
+    pthread_rwlock_init(&ag->reg_mu, NULL);
+    gethostname(ag->hostname, sizeof ag->hostname - 1);
+    snprintf(ag->node_name, sizeof ag->node_name, "%s",
+             cfg->node_name && *cfg->node_name ? cfg->node_name : ag->hostname);
+    char abs[PATH_MAX];
+    if ((st = wd_mkdir_p(cfg->data_dir, 0755)) != WD_OK)
+        goto fail;
+    if (realpath(cfg->data_dir, abs) == NULL) {
+        st = WD_ERR(WD_ERR_IO, "data dir %s: %s", cfg->data_dir, strerror(errno));
+        goto fail;
+    }
+    if (strlen(abs) > 900) {
+        st = WD_ERR(WD_ERR_INVALID, "data dir path is longer than 900 bytes: %s", abs);
+        goto fail;
+    }
+    snprintf(ag->servers_dir, sizeof ag->servers_dir, "%.900s/servers", abs);
+    snprintf(ag->volumes_dir, sizeof ag->volumes_dir, "%.900s/volumes", abs);
+    snprintf(ag->run_dir, sizeof ag->run_dir, "%.900s/run", abs);
+    if ((st = wd_mkdir_p(ag->servers_dir, 0700)) != WD_OK ||
+        (st = wd_mkdir_p(ag->volumes_dir, 0711)) != WD_OK ||
+        (st = wd_mkdir_p(ag->run_dir, 0700)) != WD_OK)
+        goto fail;
+    if (cfg->shim_path && *cfg->shim_path) {
+        snprintf(ag->shim_path, sizeof ag->shim_path, "%s", cfg->shim_path);
+    } else {
+        char self[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        self[n > 0 ? n : 0] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(ag->shim_path, sizeof ag->shim_path, "%.900s/warden-shim", self);
+    }
+    if (access(ag->shim_path, X_OK) != 0) {
+        st = WD_ERR(WD_ERR_NOT_FOUND, "warden-shim not found at %s (set --shim)", ag->shim_path);
+        goto fail;
+    }
+    if ((st = load_node_id(ag)) != WD_OK || (st = decide_capabilities(ag)) != WD_OK)
+        goto fail;
+    *out = ag;
+    return WD_OK;
+fail:
+    pthread_rwlock_destroy(&ag->reg_mu);
+    free(ag);
+    return st;
+}
+
+wd_status wd_agent_start(wd_agent *ag)
+{
+    const wd_agent_cfg *c = ag->cfg;
+    wd_status st;
+    wd_runtime_cfg rc = wd_runtime_cfg_defaults();
+    rc.threads = (int)c->threads;
+    if ((st = wd_runtime_create(&ag->rt, &rc)) != WD_OK)
+        return st;
+
+    char name[160];
+    snprintf(name, sizeof name, "warden-agent %s", ag->node_id);
+    wd_bus_cfg bc = wd_bus_cfg_defaults();
+    bc.servers = c->nats_url;
+    bc.name = name;
+    bc.creds_file = c->nats_creds;
+    bc.user = c->nats_user;
+    bc.password = c->nats_password;
+    bc.tls_ca = c->nats_tls_ca;
+    bc.tls_cert = c->nats_tls_cert;
+    bc.tls_key = c->nats_tls_key;
+    bc.send_asap = true;       /* replies and console lines: latency matters */
+    bc.wait_for_server = true; /* an agent may start before NATS */
+    if ((st = wd_bus_connect(&ag->bus, &bc)) != WD_OK)
+        return st;
+
+    if ((st = wd_server_load_all(ag)) != WD_OK)
+        return st;
+
+    char subj[WD_SUBJECT_MAX];
+    if ((st = wd_subj_agent_all(subj, sizeof subj, ag->node_id)) != WD_OK)
+        return st;
+    natsStatus s = natsConnection_Subscribe(&ag->sub_req, wd_bus_nats(ag->bus), subj, on_request, ag);
+    if (s != NATS_OK)
+        return wd_bus_status(s, subj);
+    natsSubscription_SetPendingLimits(ag->sub_req, 100000, 256 * 1024 * 1024);
+    if ((st = wd_node_start(ag)) != WD_OK)
+        return st;
+    wd_info("agent %s (%s) serving %s, data in %s", ag->node_id, ag->node_name, subj,
+            c->data_dir);
+    return WD_OK;
+}
+
+void wd_agent_stop(wd_agent *ag)
+{
+    if (ag->sub_req) {
+        natsSubscription_Unsubscribe(ag->sub_req);
+        natsSubscription_Destroy(ag->sub_req);
+        ag->sub_req = NULL;
+    }
+    if (ag->sub_probe) {
+        natsSubscription_Unsubscribe(ag->sub_probe);
+        natsSubscription_Destroy(ag->sub_probe);
+        ag->sub_probe = NULL;
+    }
+    if (ag->cfg->stop_servers_on_exit) {
+        pthread_rwlock_rdlock(&ag->reg_mu);
+        for (int i = 0; i < ag->nservers; i++)
+            wd_actor_send(ag->servers[i]->actor, SRV_SHUTDOWN, NULL, NULL);
+        pthread_rwlock_unlock(&ag->reg_mu);
+        /* Give games their grace period; the actors stop them in parallel. */
+        for (int t = 0; t < 600; t++) {
+            int running = 0;
+            wd_agent_count(ag, &running);
+            if (running == 0)
+                break;
+            usleep(100000);
+        }
+    }
+    if (ag->rt)
+        wd_runtime_shutdown(ag->rt); /* drains every actor, publishes pending state */
+    if (ag->bus)
+        natsConnection_FlushTimeout(wd_bus_nats(ag->bus), 2000);
+}
+
+void wd_agent_destroy(wd_agent **pag)
+{
+    if (pag == NULL || *pag == NULL)
+        return;
+    wd_agent *ag = *pag;
+    *pag = NULL;
+    wd_agent_stop(ag);
+    wd_actor_unref(&ag->node);
+    pthread_rwlock_wrlock(&ag->reg_mu);
+    for (int i = 0; i < ag->nservers; i++) {
+        wd_actor_unref(&ag->servers[i]->actor);
+        free(ag->servers[i]);
+    }
+    ag->nservers = 0;
+    pthread_rwlock_unlock(&ag->reg_mu);
+    wd_runtime_destroy(&ag->rt);
+    kvStore_Destroy(ag->kv_nodes);
+    kvStore_Destroy(ag->kv_servers);
+    wd_bus_destroy(&ag->bus);
+    pthread_rwlock_destroy(&ag->reg_mu);
+    free(ag);
+}
+
+const char *wd_agent_node_id(const wd_agent *ag)
+{
+    return ag->node_id;
+}

@@ -1,0 +1,78 @@
+/* Internals shared by the agent's modules (agent.c, node.c, server.c). Not
+ * a public contract. */
+#ifndef WD_AGENT_INT_H
+#define WD_AGENT_INT_H
+
+#include <nats/nats.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "actor.h"
+#include "agent.h"
+#include "bus.h"
+#include "util.h"
+#include "warden/v1/server.pb-c.h"
+
+#define WD_AGENT_MAX_SERVERS 4096
+
+/* One row of the server registry. The actor owns the server's state; the
+ * registry only maps ids to actors and mirrors the state for heartbeats. */
+typedef struct {
+    char id[WD_UUID_LEN + 1];
+    wd_actor *actor;
+    atomic_int state; /* Warden__V1__ServerState, written by the server actor */
+} wd_server_ref;
+
+struct wd_agent {
+    const wd_agent_cfg *cfg;
+    char node_id[64];
+    char node_name[128];
+    char hostname[128];
+    char servers_dir[1024]; /* persisted specs and states */
+    char volumes_dir[1024]; /* game files, one directory per server */
+    char run_dir[1024];     /* shim sockets and pid files */
+    char shim_path[1024];
+    int64_t boot_ms;
+
+    wd_bus *bus;
+    wd_runtime *rt;
+    kvStore *kv_nodes, *kv_servers;
+    natsSubscription *sub_req, *sub_probe;
+    wd_actor *node;
+
+    /* capabilities, decided at start */
+    bool isolate;
+    bool cgroups;
+    bool drop_privs;
+    int game_uid, game_gid;
+    char cap_notes[512];
+
+    pthread_rwlock_t reg_mu;
+    wd_server_ref *servers[WD_AGENT_MAX_SERVERS];
+    int nservers;
+};
+
+/* ---- server actor (server.c) ---- */
+enum {
+    SRV_REQUEST = 1, /* data: natsMsg* (request on warden.agent.<node>.server.<id>.<op>) */
+    SRV_BOOT,        /* re-attach or reconcile after load */
+    SRV_SHUTDOWN,    /* agent exiting: stop the game if configured */
+};
+
+/* Creates the server actor from a spec (ownership taken) and registers it.
+ * WD_ERR_EXISTS if the id is registered. */
+wd_status wd_server_create(wd_agent *ag, Warden__V1__ServerSpec *spec, wd_server_ref **out);
+/* Loads every persisted server and sends each SRV_BOOT. */
+wd_status wd_server_load_all(wd_agent *ag);
+
+/* ---- registry (agent.c) ---- */
+/* The server actor for id with a reference the caller drops, or NULL. */
+wd_actor *wd_agent_find(wd_agent *ag, const char *id);
+void wd_agent_unregister(wd_agent *ag, const char *id);
+int wd_agent_count(wd_agent *ag, int *running);
+
+/* ---- node actor (node.c) ---- */
+enum { NODE_HEARTBEAT = 1, NODE_HELLO, NODE_PROBE };
+wd_status wd_node_start(wd_agent *ag);
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder: implemented by the templates work */
+#include "template.h"

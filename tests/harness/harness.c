@@ -1,0 +1,273 @@
+/* Test harness (see harness.h). */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define MAX_PIDS 256
+#define MAX_DIRS 64
+#define MAX_CLEANUPS 32
+
+static pid_t pids[MAX_PIDS];
+static char *dirs[MAX_DIRS];
+static int ndirs;
+static struct {
+    void (*fn)(void *);
+    void *arg;
+} cleanups[MAX_CLEANUPS];
+static int ncleanups;
+static bool installed;
+
+static void on_signal(int sig)
+{
+    wd_h_stop_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_once(void)
+{
+    if (installed)
+        return;
+    installed = true;
+    atexit(wd_h_stop_all);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGABRT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+const char *wd_h_tmpdir(const char *tag)
+{
+    install_once();
+    const char *base = getenv("TMPDIR");
+    char tmpl[512];
+    snprintf(tmpl, sizeof tmpl, "%s/warden-%s-XXXXXX", base && *base ? base : "/tmp", tag);
+    if (mkdtemp(tmpl) == NULL)
+        return NULL;
+    chmod(tmpl, 0755);
+    char *d = strdup(tmpl);
+    if (ndirs < MAX_DIRS)
+        dirs[ndirs++] = d;
+    return d;
+}
+
+int wd_h_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+bool wd_h_wait_port(int port, int timeout_ms)
+{
+    for (int t = 0; t <= timeout_ms; t += 10) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+bool wd_h_wait_file(const char *path, int timeout_ms)
+{
+    return WD_H_WAIT(access(path, F_OK) == 0, timeout_ms);
+}
+
+static void track(pid_t pid)
+{
+    for (int i = 0; i < MAX_PIDS; i++)
+        if (pids[i] == 0) {
+            pids[i] = pid;
+            return;
+        }
+}
+
+static void untrack(pid_t pid)
+{
+    for (int i = 0; i < MAX_PIDS; i++)
+        if (pids[i] == pid)
+            pids[i] = 0;
+}
+
+pid_t wd_h_spawn(const char *const argv[], const char *const envp[], const char *log)
+{
+    install_once();
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        setpgid(0, 0);
+        if (log) {
+            int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+            if (fd >= 0) {
+                dup2(fd, 1);
+                dup2(fd, 2);
+                close(fd);
+            }
+        }
+        int nullfd = open("/dev/null", O_RDONLY);
+        if (nullfd >= 0) {
+            dup2(nullfd, 0);
+            close(nullfd);
+        }
+        for (int i = 0; envp && envp[i]; i++)
+            putenv((char *)envp[i]);
+        signal(SIGPIPE, SIG_DFL);
+        execvp(argv[0], (char *const *)argv);
+        fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
+        _exit(127);
+    }
+    track(pid);
+    return pid;
+}
+
+int wd_h_wait_exit(pid_t pid, int timeout_ms)
+{
+    int status;
+    for (int t = 0; t <= timeout_ms; t += 5) {
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            untrack(pid);
+            return status;
+        }
+        if (r < 0)
+            return -1;
+        usleep(5000);
+    }
+    return -1;
+}
+
+int wd_h_stop(pid_t pid, int sig, int timeout_ms)
+{
+    if (pid <= 0)
+        return -1;
+    kill(pid, sig);
+    int st = wd_h_wait_exit(pid, timeout_ms);
+    if (st == -1) {
+        kill(pid, SIGKILL);
+        kill(-pid, SIGKILL);
+        waitpid(pid, &st, 0);
+        untrack(pid);
+    }
+    return st;
+}
+
+void wd_h_at_cleanup(void (*fn)(void *), void *arg)
+{
+    if (ncleanups < MAX_CLEANUPS) {
+        cleanups[ncleanups].fn = fn;
+        cleanups[ncleanups].arg = arg;
+        ncleanups++;
+    }
+}
+
+void wd_h_stop_all(void)
+{
+    for (int i = ncleanups - 1; i >= 0; i--)
+        cleanups[i].fn(cleanups[i].arg);
+    ncleanups = 0;
+    for (int i = 0; i < MAX_PIDS; i++)
+        if (pids[i] > 0)
+            wd_h_stop(pids[i], SIGTERM, 2000);
+    if (getenv("WARDEN_KEEP_TMP") == NULL) {
+        for (int i = 0; i < ndirs; i++) {
+            wd_remove_tree(dirs[i]);
+            free(dirs[i]);
+        }
+        ndirs = 0;
+    }
+}
+
+bool wd_h_nats_start(wd_h_nats *n)
+{
+    if (n->port == 0) {
+        const char *d = wd_h_tmpdir("nats");
+        if (d == NULL)
+            return false;
+        snprintf(n->dir, sizeof n->dir, "%s", d);
+        snprintf(n->log, sizeof n->log, "%s/nats.log", d);
+        n->port = wd_h_free_port();
+        snprintf(n->url, sizeof n->url, "nats://127.0.0.1:%d", n->port);
+    }
+    char port[16], sd[600];
+    snprintf(port, sizeof port, "%d", n->port);
+    snprintf(sd, sizeof sd, "%s/js", n->dir);
+    const char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", port, "-js", "-sd", sd, NULL};
+    n->pid = wd_h_spawn(argv, NULL, n->log);
+    if (n->pid < 0)
+        return false;
+    if (!wd_h_wait_port(n->port, 5000)) {
+        wd_h_nats_stop(n);
+        return false;
+    }
+    return true;
+}
+
+void wd_h_nats_stop(wd_h_nats *n)
+{
+    if (n->pid > 0)
+        wd_h_stop(n->pid, SIGINT, 5000);
+    n->pid = 0;
+}
+
+const char *wd_h_bin(const char *rel)
+{
+    static _Thread_local char buf[4][1024];
+    static _Thread_local int k;
+    char *b = buf[k++ % 4];
+    snprintf(b, sizeof buf[0], "%s/%s", WARDEN_BIN_DIR, rel);
+    return b;
+}
+
+void wd_h_suite(const char *name, int (*init)(void), int (*clean)(void), const wd_h_case *cases)
+{
+    if (CU_get_registry() == NULL && CU_initialize_registry() != CUE_SUCCESS)
+        abort();
+    CU_pSuite s = CU_add_suite(name, init, clean);
+    for (int i = 0; cases[i].name; i++)
+        CU_add_test(s, cases[i].name, cases[i].fn);
+}
+
+int wd_h_run(void)
+{
+    install_once();
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_suites_failed() +
+                      CU_get_number_of_tests_failed();
+    unsigned ran = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    wd_h_stop_all();
+    if (ran == 0) {
+        fprintf(stderr, "no test ran\n");
+        return 1;
+    }
+    return failed ? 1 : 0;
+}
