@@ -9,8 +9,9 @@
  * it works inside a delegated subtree (systemd Delegate=yes). Because a v2
  * cgroup with processes cannot hand controllers to its children, when
  * enabling them fails with EBUSY the processes of the agent's cgroup are
- * moved to a leaf "<agent cgroup>/agent" first (not needed when the agent
- * runs in the root cgroup).
+ * moved to a leaf "<agent cgroup>/warden-agent" first (not needed when the
+ * agent runs in the root cgroup); an agent found in such a leaf uses its
+ * parent as the base, so this happens once.
  *
  * v1 places games at the root of each hierarchy: <mount>/warden/<name>. */
 #include "cgroup.h"
@@ -29,6 +30,7 @@
 #include "util.h"
 
 #define CG_ROOT "/sys/fs/cgroup"
+#define AGENT_LEAF "warden-agent" /* v2: where the agent's processes move */
 
 enum { C_MEMORY, C_PIDS, C_CPU, C_CPUACCT, C_COUNT };
 static const char *const ctl_names[C_COUNT] = {"memory", "pids", "cpu", "cpuacct"};
@@ -128,7 +130,12 @@ static wd_status detect(layout *l)
         }
         int n = -1;
         if (rel != NULL)
-            n = snprintf(l->base, sizeof l->base, "%s%s", CG_ROOT, strcmp(rel, "/") == 0 ? "" : rel);
+            n = snprintf(l->base, sizeof l->base, "%s%s", CG_ROOT,
+                         strcmp(rel, "/") == 0 ? "" : rel);
+        size_t blen = n > 0 ? strlen(l->base) : 0;
+        size_t llen = strlen("/" AGENT_LEAF);
+        if (blen > llen && strcmp(l->base + blen - llen, "/" AGENT_LEAF) == 0)
+            l->base[blen - llen] = '\0';
         free(text);
         if (rel == NULL)
             return WD_ERR(WD_ERR_UNSUPPORTED, "cgroup v2: no unified entry in /proc/self/cgroup");
@@ -311,12 +318,12 @@ out:
 
 /* ---- v2 ---------------------------------------------------------------------- */
 
-/* Moves every process of dir into dir/agent, so dir may enable controllers
- * for its children ("no internal processes"). */
+/* Moves every process of dir into dir/warden-agent, so dir may enable
+ * controllers for its children ("no internal processes"). */
 static int v2_evacuate(const char *dir)
 {
     char leaf[PATH_MAX], from[PATH_MAX + 16], to[PATH_MAX + 16];
-    if (!join_path(leaf, sizeof leaf, dir, "agent"))
+    if (!join_path(leaf, sizeof leaf, dir, AGENT_LEAF))
         return ENAMETOOLONG;
     int e = mkdir_ok(leaf, NULL);
     if (e != 0)
@@ -456,7 +463,8 @@ static wd_status setup_v2(const layout *l, const char *name, uint64_t mem, uint3
         w[nw].c = C_CPU;
         w[nw].file = "cpu.max";
         if (cpu)
-            snprintf(w[nw++].val, sizeof w[0].val, "%llu 100000", (unsigned long long)cpu * 1000ull);
+            snprintf(w[nw++].val, sizeof w[0].val, "%llu 100000",
+                     (unsigned long long)cpu * 1000ull);
         else
             snprintf(w[nw++].val, sizeof w[0].val, "max 100000");
     }

@@ -795,6 +795,11 @@ static void finish_delete(server *s);
 
 static void on_exit_status(server *s, int code, int sig)
 {
+    /* bubblewrap's init reports a signalled game as exit code 128 + signal. */
+    if (s->ag->isolate && sig == 0 && code > 128 && code < 128 + 65) {
+        sig = code - 128;
+        code = -1;
+    }
     bool was_install = s->p.install;
     close_proc(s);
     cancel_timer(s, &s->grace_timer);

@@ -5,9 +5,14 @@
  * wd_shim_spawn() starts one (double-forked into its own session, so it is
  * never the agent's child and never the agent's zombie) and waits for it to
  * report readiness. The agent then connects to RUN_DIR/shim.sock with
- * wd_shim_connect(), reads HELLO, sends ATTACH, and from then on reads LINES
- * and eventually EXIT from its event loop with a wd_shim_reader; after an
- * agent restart it simply connects again. When the shim is gone but left
+ * wd_shim_connect(), reads HELLO, sends ATTACH (from the line after the
+ * last one it stored, 1 for everything the ring still holds, or
+ * WD_SHIM_SEQ_NEW), and from then on reads LINES and eventually EXIT from
+ * its event loop with a wd_shim_reader. Once EXIT is recorded durably it
+ * sends EXIT_ACK and the shim goes away. After an agent restart it simply
+ * connects again; HELLO's shim_pid and started_unix_ms tell whether it is
+ * still the same shim (sequence numbers restart with a new one). A newer
+ * connection replaces an older one. When the shim is gone but left
  * RUN_DIR/exit, wd_shim_read_exit_file() tells how the game ended.
  *
  * Threads: every function is reentrant. A wd_shim_reader belongs to one
@@ -85,10 +90,12 @@ typedef struct {
 wd_status wd_shim_reader_create(wd_shim_reader **out);
 /* NULL-safe; nulls *r. Does not close any fd. */
 void wd_shim_reader_destroy(wd_shim_reader **r);
-/* Reads what fd has (bounded per call). WD_OK when bytes arrived,
- * WD_ERR_AGAIN when none were available, WD_ERR_CLOSED on end of stream,
- * WD_ERR_IO on a socket error, WD_ERR_FULL when complete frames wait: take
- * them with wd_shim_reader_next() first. */
+/* Reads what fd has, stopping once a frame is complete (or after 256 KiB).
+ * WD_OK when bytes arrived, WD_ERR_AGAIN when none were available,
+ * WD_ERR_CLOSED on end of stream, WD_ERR_IO on a socket error, WD_ERR_FULL
+ * when complete frames wait: take them with wd_shim_reader_next() first.
+ * Typical loop on POLLIN: feed, then next until WD_ERR_AGAIN; with
+ * edge-triggered epoll repeat both until feed says WD_ERR_AGAIN. */
 wd_status wd_shim_reader_feed(wd_shim_reader *r, int fd);
 /* Appends bytes obtained elsewhere (tests, fuzzing); WD_ERR_FULL as above. */
 wd_status wd_shim_reader_push(wd_shim_reader *r, const void *data, size_t len);

@@ -1,6 +1,7 @@
 /* NATS connection and protobuf messaging (see bus.h). */
 #include "bus.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@ struct wd_bus {
     natsOptions *opts;
     wd_bus_cfg cfg;
     int reconnect_min_ms, reconnect_max_ms;
+    atomic_bool closing; /* our own close: not worth a warning */
 };
 
 wd_bus_cfg wd_bus_cfg_defaults(void)
@@ -55,6 +57,8 @@ wd_status wd_bus_status(natsStatus s, const char *what)
 static void on_disconnected(natsConnection *nc, void *ud)
 {
     wd_bus *b = ud;
+    if (atomic_load(&b->closing))
+        return;
     wd_warn("nats: disconnected, reconnecting");
     if (b->cfg.on_event)
         b->cfg.on_event(WD_BUS_DISCONNECTED, b->cfg.ud);
@@ -224,6 +228,7 @@ void wd_bus_destroy(wd_bus **pb)
         return;
     wd_bus *b = *pb;
     *pb = NULL;
+    atomic_store(&b->closing, true);
     jsCtx_Destroy(b->js);
     if (b->nc) {
         natsConnection_Close(b->nc);

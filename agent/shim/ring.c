@@ -173,7 +173,10 @@ static size_t cut_point(const wd_ring *r)
     while (j > 0 && k - j < 3 && (r->pend[j] & 0xc0) == 0x80)
         j--;
     uint8_t lead = r->pend[j];
-    size_t seqlen = (lead & 0xe0) == 0xc0 ? 2 : (lead & 0xf0) == 0xe0 ? 3 : (lead & 0xf8) == 0xf0 ? 4 : 0;
+    size_t seqlen = (lead & 0xe0) == 0xc0   ? 2
+                    : (lead & 0xf0) == 0xe0 ? 3
+                    : (lead & 0xf8) == 0xf0 ? 4
+                                            : 0;
     if (j > 0 && seqlen > 0 && j + seqlen > k)
         return j;
     return k;

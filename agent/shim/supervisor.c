@@ -84,6 +84,7 @@ struct wd_supervisor {
     uint8_t *rbuf;
     uint8_t *input;
     size_t input_len;
+    size_t input_dropped; /* bytes dropped in the current overload episode */
 
     pid_t child;
     game_state state;
@@ -317,10 +318,18 @@ static void add_input(wd_supervisor *s, const uint8_t *p, size_t len)
     size_t room = INPUT_MAX - s->input_len;
     if (len > room) {
         /* The game is not reading its console. Blocking the agent (or this
-         * loop) would be worse than losing keystrokes nobody reads. */
-        wd_warn("server %s: input of %zu bytes dropped: %zu bytes already wait for the game",
-                s->cfg.id, len - room, s->input_len);
+         * loop) would be worse than losing keystrokes nobody reads. One log
+         * line per episode, one when it ends. */
+        if (s->input_dropped == 0)
+            wd_warn("server %s: the game does not read its input: %zu bytes wait, dropping "
+                    "more",
+                    s->cfg.id, s->input_len);
+        s->input_dropped += len - room;
         len = room;
+    } else if (s->input_dropped > 0) {
+        wd_warn("server %s: the game reads its input again; %zu bytes were dropped", s->cfg.id,
+                s->input_dropped);
+        s->input_dropped = 0;
     }
     memcpy(s->input + s->input_len, p, len);
     s->input_len += len;
@@ -648,8 +657,10 @@ wd_status wd_supervisor_run(wd_supervisor *s)
         if (s->state == GAME_EXITED)
             deadline = min_deadline(deadline, s->exited_ms + s->cfg.ack_timeout_ms);
         int timeout = -1;
-        if (deadline >= 0)
-            timeout = deadline <= now ? 0 : deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
+        if (deadline >= 0 && deadline <= now)
+            timeout = 0;
+        else if (deadline >= 0)
+            timeout = deadline - now > INT_MAX ? INT_MAX : (int)(deadline - now);
 
         struct pollfd pf[4];
         int npf = 0, isig = -1, ilisten = -1, ipty = -1, iconn = -1;

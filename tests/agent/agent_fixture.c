@@ -80,14 +80,17 @@ const char *wd_fx_template(const char *name)
     return b;
 }
 
+int wd_fx_stats_interval_ms = 500;
+
 bool wd_fx_agent_start(wd_fx *fx)
 {
-    char data[600], node[100], nats[100];
+    char data[600], node[100], nats[100], stats[64];
+    snprintf(stats, sizeof stats, "--stats-interval=%d", wd_fx_stats_interval_ms);
     snprintf(data, sizeof data, "--data-dir=%s", fx->data_dir);
     snprintf(node, sizeof node, "--node-id=%s", fx->node_id);
     snprintf(nats, sizeof nats, "--nats-url=%s", fx->nats.url);
     const char *argv[] = {wd_h_bin("agent/warden-agent"), data, node, nats,
-                          "--heartbeat=1", "--stats-interval=500", NULL};
+                          "--heartbeat=1", stats, NULL};
     fx->agent_pid = wd_h_spawn(argv, fx->extra_env, fx->log);
     if (fx->agent_pid < 0)
         return false;

@@ -26,6 +26,9 @@ typedef struct {
     const char *extra_env[8];
 } wd_fx;
 
+/* The agent's --stats-interval (tests: 500 ms to be quick). */
+extern int wd_fx_stats_interval_ms;
+
 bool wd_fx_start(wd_fx *fx);               /* nats + agent + client */
 bool wd_fx_agent_start(wd_fx *fx);         /* (re)start the agent only */
 void wd_fx_agent_kill9(wd_fx *fx);

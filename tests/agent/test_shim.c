@@ -414,7 +414,8 @@ static void ack_and_check_gone(tclient *c, tshim *t)
 
 static void test_hello_attach_lines(void)
 {
-    tshim *t = shim_start("shim-hello", &(topts){.script = "printf 'one\\ntwo\\nthree\\n'; read x"});
+    tshim *t =
+        shim_start("shim-hello", &(topts){.script = "printf 'one\\ntwo\\nthree\\n'; read x"});
     char pidpath[700];
     snprintf(pidpath, sizeof pidpath, "%s/shim.pid", t->run_dir);
     pid_t filepid = 0;
@@ -503,7 +504,11 @@ static void test_many_lines(void)
     CU_ASSERT(tc_attach(&c, 1));
     int64_t t0 = wd_mono_ms();
     CU_ASSERT(tc_input(&c, "go\n"));
-    CU_ASSERT(TC_WAIT(&c, c.got_exit, 60000));
+    bool done = TC_WAIT(&c, c.got_exit, 60000);
+    if (!done)
+        fprintf(stderr, "no EXIT: closed %d proto %d lines %zu: %s\n", c.closed, c.proto_error,
+                c.n, wd_err_msg());
+    CU_ASSERT(done);
     int64_t ms = wd_mono_ms() - t0;
     ssize_t first = tc_find(&c, "1");
     CU_ASSERT_FATAL(first >= 0);
@@ -794,6 +799,99 @@ static void test_client_vanishes_mid_stream(void)
     shim_end(t);
 }
 
+/* The game sees exactly its --env entries, its cwd, a terminal, and no
+ * descriptor but the terminal's. */
+static void test_game_environment(void)
+{
+    setenv("WD_TEST_SECRET", "leak", 1);
+    tshim *t = shim_start("shim-env",
+                          &(topts){.script = "env; echo \"cwd $(pwd)\"; "
+                                             "echo \"fds $(ls /proc/self/fd | tr '\\n' ' ')\"; "
+                                             "tty >/dev/null && echo has-tty"});
+    unsetenv("WD_TEST_SECRET");
+    tclient c;
+    CU_ASSERT_FATAL(tc_connect(&c, t));
+    CU_ASSERT(tc_attach(&c, 1));
+    CU_ASSERT(TC_WAIT(&c, c.got_exit, 5000));
+    CU_ASSERT(tc_find(&c, "PATH=/usr/bin:/bin") >= 0);
+    CU_ASSERT(tc_find(&c, "HOME=/") >= 0);
+    CU_ASSERT(tc_find_prefix(&c, "WD_TEST_SECRET") < 0);
+    CU_ASSERT(tc_find_prefix(&c, "ASAN_OPTIONS") < 0);
+    char want[600];
+    snprintf(want, sizeof want, "cwd %s", t->dir);
+    CU_ASSERT(tc_find(&c, want) >= 0);
+    /* ls itself holds 3 for the directory it lists. */
+    CU_ASSERT(tc_find(&c, "fds 0 1 2 3 ") >= 0);
+    CU_ASSERT(tc_find(&c, "has-tty") >= 0);
+    ack_and_check_gone(&c, t);
+    tc_close(&c);
+    shim_end(t);
+
+    /* A program that does not exist: the reason on the console, 127. */
+    const char *argv[] = {"/nonexistent/game", "--flag", NULL};
+    t = shim_start("shim-noexist", &(topts){.argv = argv});
+    CU_ASSERT_FATAL(tc_connect(&c, t));
+    CU_ASSERT(tc_attach(&c, 1));
+    CU_ASSERT(TC_WAIT(&c, c.got_exit, 5000));
+    CU_ASSERT(c.ex.exit_code == 127);
+    CU_ASSERT(tc_find_prefix(&c, "warden-shim: cannot execute /nonexistent/game") >= 0);
+    ack_and_check_gone(&c, t);
+    tc_close(&c);
+    shim_end(t);
+}
+
+/* A game that never reads its console: input piles up in the shim's
+ * bounded buffer (the excess is dropped), nothing blocks, and the shim
+ * still obeys. SIGTERM to the shim itself goes to the game. */
+static void test_unread_input_and_shim_sigterm(void)
+{
+    tshim *t = shim_start("shim-unread", &(topts){.script = "trap 'echo got-term; exit 3' TERM; "
+                                                           "echo ready; while :; do sleep 0.1; "
+                                                           "done"});
+    tclient c;
+    CU_ASSERT_FATAL(tc_connect(&c, t));
+    CU_ASSERT(tc_attach(&c, WD_SHIM_SEQ_NEW));
+    static char chunk[60 * 1024];
+    for (size_t i = 0; i < sizeof chunk; i++)
+        chunk[i] = i % 1000 == 999 ? '\n' : 'a';
+    int64_t t0 = wd_mono_ms();
+    for (int i = 0; i < 20; i++) {
+        CU_ASSERT(wd_shim_send_input(c.fd, chunk, sizeof chunk, 2000) == WD_OK);
+        tc_poll(&c, 0); /* the tty echoes; keep reading like an agent would */
+    }
+    CU_ASSERT(wd_mono_ms() - t0 < 5000);
+    TC_WAIT(&c, false, 200);
+    CU_ASSERT(!c.closed && !c.got_exit);
+    CU_ASSERT(kill(t->shim, SIGTERM) == 0);
+    CU_ASSERT(TC_WAIT(&c, c.got_exit, 5000));
+    CU_ASSERT(tc_find(&c, "got-term") >= 0);
+    CU_ASSERT(c.ex.exit_code == 3);
+    CU_ASSERT(!c.seq_error);
+    ack_and_check_gone(&c, t);
+    tc_close(&c);
+    shim_end(t);
+}
+
+/* A line longer than a 64 KiB LINES frame travels alone in a bigger one. */
+static void test_huge_line(void)
+{
+    tshim *t = shim_start("shim-huge", &(topts){.script = "head -c 300000 /dev/zero | tr '\\0' y; "
+                                                         "echo; echo after",
+                                                .max_line = 200000});
+    tclient c;
+    CU_ASSERT_FATAL(tc_connect(&c, t));
+    CU_ASSERT(tc_attach(&c, 1));
+    CU_ASSERT(TC_WAIT(&c, c.got_exit, 5000));
+    CU_ASSERT_FATAL(c.n == 3);
+    CU_ASSERT(c.lines[0].len == 200000 && c.lines[0].flags == WD_SHIM_LINE_CUT);
+    CU_ASSERT(c.lines[1].len == 100000 && c.lines[1].flags == 0);
+    CU_ASSERT(strspn(c.lines[0].text, "y") == 200000 && strspn(c.lines[1].text, "y") == 100000);
+    CU_ASSERT_STRING_EQUAL(c.lines[2].text, "after");
+    ack_and_check_gone(&c, t);
+    tc_close(&c);
+    shim_end(t);
+}
+
 static pid_t pid_after(const tclient *c, const char *prefix)
 {
     ssize_t i = tc_find_prefix(c, prefix);
@@ -828,8 +926,9 @@ static void test_tree_gone_after_exit(void)
 static void test_signal_scopes(void)
 {
     /* Scope 0 reaches the game, which handles it. */
-    tshim *t = shim_start("shim-sig0", &(topts){.script = "trap 'echo got-term; exit 3' TERM; "
-                                                         "echo ready; while :; do sleep 0.1; done"});
+    tshim *t = shim_start("shim-sig0",
+                          &(topts){.script = "trap 'echo got-term; exit 3' TERM; "
+                                             "echo ready; while :; do sleep 0.1; done"});
     tclient c;
     CU_ASSERT_FATAL(tc_connect(&c, t));
     CU_ASSERT(tc_attach(&c, 1));
@@ -1318,10 +1417,13 @@ int main(void)
         {"ring overflow, nobody reading", test_ring_overflow_unread},
         {"ring overflow, slow agent", test_ring_overflow_slow_agent},
         {"long line cut", test_long_line_cut},
+        {"line bigger than a frame", test_huge_line},
         {"partial line flushed", test_partial_line},
         {"exit status, exit file, EXIT_ACK", test_exit_status_and_file},
         {"reconnect and replay", test_reconnect_replay},
         {"client vanishes mid-stream", test_client_vanishes_mid_stream},
+        {"game environment, exec failure", test_game_environment},
+        {"unread input, SIGTERM to the shim", test_unread_input_and_shim_sigterm},
         {"tree gone after exit", test_tree_gone_after_exit},
         {"signal scopes", test_signal_scopes},
         {"garbage on the socket", test_garbage},

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Prints Warden's benchmark figures (see docs/benchmarks.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+exec "$BUILD/bench/bench_agent" "$@"
