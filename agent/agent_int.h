@@ -36,7 +36,10 @@ struct wd_agent {
 
     wd_bus *bus;
     wd_runtime *rt;
-    kvStore *kv_nodes, *kv_servers;
+    /* Set once by the node actor when JetStream is ready; read by server
+     * actors, hence atomic. */
+    kvStore *_Atomic kv_nodes;
+    kvStore *_Atomic kv_servers;
     natsSubscription *sub_req, *sub_probe;
     wd_actor *node;
 

@@ -48,11 +48,21 @@ static bool ensure_js(node_state *ns)
                 wd_err_msg());
         return false;
     }
-    if (wd_js_ensure_kv(ag->bus, WD_KV_NODES, 30, 1, &ag->kv_nodes) != WD_OK ||
-        wd_js_ensure_kv(ag->bus, WD_KV_SERVERS, 0, 1, &ag->kv_servers) != WD_OK) {
+    kvStore *nodes = NULL, *servers = NULL;
+    if (wd_js_ensure_kv(ag->bus, WD_KV_NODES, 30, 1, &nodes) != WD_OK ||
+        wd_js_ensure_kv(ag->bus, WD_KV_SERVERS, 0, 1, &servers) != WD_OK) {
         wd_warn("JetStream KV setup failed: %s", wd_err_msg());
+        kvStore_Destroy(nodes);
         return false;
     }
+    /* Re-register every server held here: the bucket may be new or may
+     * have lost entries (NATS data wiped); the agent's disk is the truth. */
+    pthread_rwlock_rdlock(&ag->reg_mu);
+    for (int i = 0; i < ag->nservers; i++)
+        kvStore_PutString(NULL, servers, ag->servers[i]->id, ag->node_id);
+    pthread_rwlock_unlock(&ag->reg_mu);
+    atomic_store(&ag->kv_nodes, nodes);
+    atomic_store(&ag->kv_servers, servers);
     ns->js_ready = true;
     return true;
 }

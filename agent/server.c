@@ -1046,8 +1046,9 @@ static void handle_sync(server *s, natsMsg *m)
     if (old)
         protobuf_c_message_free_unpacked(&old->base, NULL);
     s->configured = true;
-    if (s->ag->kv_servers)
-        kvStore_PutString(NULL, s->ag->kv_servers, s->id, s->ag->node_id);
+    kvStore *kv = atomic_load(&s->ag->kv_servers);
+    if (kv)
+        kvStore_PutString(NULL, kv, s->id, s->ag->node_id);
     if (created) {
         set_state(s, ST(OFFLINE), "created", 0, 0);
         wd_info("server %s created from template %s", s->id, s->spec->template_->id);
@@ -1173,7 +1174,8 @@ static wd_status handle_console_in(server *s, natsMsg *m)
                     state_name(s->state));
     } else {
         char buf[CONSOLE_MAX_INPUT + 2];
-        memcpy(buf, in->line, len);
+        if (len)
+            memcpy(buf, in->line, len);
         buf[len] = '\n';
         st = wd_shim_send_input(s->p.fd, buf, len + 1, SEND_TIMEOUT_MS);
     }
@@ -1194,8 +1196,9 @@ static void finish_delete(server *s)
     unlink(path);
     if (ag->cgroups)
         wd_cgroup_remove(s->id);
-    if (ag->kv_servers)
-        kvStore_Delete(ag->kv_servers, s->id);
+    kvStore *kv = atomic_load(&ag->kv_servers);
+    if (kv)
+        kvStore_Delete(kv, s->id);
     if (s->delete_reply) {
         reply_ack(s, s->delete_reply, st, st == WD_OK ? "deleted" : wd_err_msg());
         natsMsg_Destroy(s->delete_reply);
@@ -1352,6 +1355,14 @@ static void boot(server *s)
                 install ? "install" : "game",
                 (unsigned long long)(from + s->p.seq_base));
         system_line(s, "[Warden] agent restarted and re-attached");
+        if (s->state == ST(STOPPING)) {
+            /* We died mid-stop: the stop command went out already; give the
+             * game a fresh grace period, then escalate as usual. */
+            s->intent = INTENT_STOP;
+            uint32_t grace = s->spec->template_->stop_grace_seconds;
+            wd_actor_timer(s->self, (int64_t)(grace ? grace : 30) * 1000, 0, T_GRACE,
+                           &s->grace_timer);
+        }
         /* Anything buffered (lines, or an EXIT that happened meanwhile). */
         on_shim_io(s);
         return;

@@ -135,7 +135,8 @@ static void bench_line_latency(void)
         for (size_t i = 0; c && i < c->n_lines && n < N; i++) {
             char buf[32];
             size_t len = c->lines[i].len < 31 ? c->lines[i].len : 31;
-            memcpy(buf, c->lines[i].data, len);
+            if (len)
+                memcpy(buf, c->lines[i].data, len);
             buf[len] = '\0';
             long long ns = strtoll(buf, NULL, 10);
             if (ns > 1000000000000000000LL)

@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "util.h"
@@ -15,6 +16,7 @@ struct wd_bus {
     wd_bus_cfg cfg;
     int reconnect_min_ms, reconnect_max_ms;
     atomic_bool closing; /* our own close: not worth a warning */
+    atomic_bool closed;  /* the closed callback has run: nats.c is done with us */
 };
 
 wd_bus_cfg wd_bus_cfg_defaults(void)
@@ -79,6 +81,7 @@ static void on_closed(natsConnection *nc, void *ud)
     wd_bus *b = ud;
     if (b->cfg.on_event)
         b->cfg.on_event(WD_BUS_CLOSED, b->cfg.ud);
+    atomic_store(&b->closed, true); /* last touch of b */
 }
 
 static void on_connected(natsConnection *nc, void *ud)
@@ -230,11 +233,20 @@ void wd_bus_destroy(wd_bus **pb)
     *pb = NULL;
     atomic_store(&b->closing, true);
     jsCtx_Destroy(b->js);
+    bool wait_closed = b->nc != NULL;
     if (b->nc) {
         natsConnection_Close(b->nc);
         natsConnection_Destroy(b->nc);
     }
     natsOptions_Destroy(b->opts);
+    /* nats.c runs the closed callback on its own thread after Close returns:
+     * b must outlive it. If it never comes, leaking b beats a use after free. */
+    if (wait_closed) {
+        for (int i = 0; i < 500 && !atomic_load(&b->closed); i++)
+            usleep(2000);
+        if (!atomic_load(&b->closed))
+            return;
+    }
     free(b);
 }
 
@@ -264,7 +276,7 @@ static wd_status build_msg(natsMsg **out, const char *subject, const char *reply
         return WD_ERR(WD_ERR_NOMEM, "out of memory packing %zu bytes", len);
     if (msg)
         protobuf_c_message_pack(msg, buf);
-    natsStatus s = natsMsg_Create(out, subject, reply, (const char *)buf, (int)len);
+    natsStatus s = natsMsg_Create(out, subject, reply, len ? (const char *)buf : NULL, (int)len);
     if (buf != stackbuf)
         free(buf);
     if (s == NATS_OK && h && h->trace)

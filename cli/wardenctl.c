@@ -522,14 +522,16 @@ static void print_chunk(const Warden__V1__ConsoleChunk *c, uint64_t *expect)
                (unsigned long long)c->dropped);
     for (size_t i = 0; i < c->n_lines; i++) {
         if (json) {
-            char *l = strndup((const char *)c->lines[i].data, c->lines[i].len);
+            char *l = c->lines[i].len ? strndup((const char *)c->lines[i].data, c->lines[i].len)
+                                      : strdup("");
             printf("{\"seq\":%llu,\"source\":%d,\"line\":",
                    (unsigned long long)(c->first_seq ? c->first_seq + i : 0), c->source);
             json_str(stdout, l);
             printf("}\n");
             free(l);
         } else {
-            fwrite(c->lines[i].data, 1, c->lines[i].len, stdout);
+            if (c->lines[i].len)
+                fwrite(c->lines[i].data, 1, c->lines[i].len, stdout);
             fputc('\n', stdout);
         }
     }

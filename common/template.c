@@ -527,6 +527,14 @@ static bool bounded(const Warden__V1__TemplateVariable *v)
     return !(v->min == 0 && v->max == 0);
 }
 
+/* [INT64_MIN, INT64_MAX] is no bound at all: store it as the canonical 0/0
+ * so that writing and re-reading a template gives the same message. */
+static void normalize_bounds(Warden__V1__TemplateVariable *v)
+{
+    if (v->min == INT64_MIN && v->max == INT64_MAX)
+        v->min = v->max = 0;
+}
+
 /* Compiles pattern as a POSIX ERE and tells whether all of value matches.
  * POSIX matching is leftmost-longest, so the whole value matches exactly
  * when the first match starts at 0 and ends at the end. This avoids
@@ -1394,6 +1402,7 @@ static wd_status parse_variable(json_t *o, const char *where, Warden__V1__Templa
         v->max = INT64_MAX;
     if (has_max && !has_min)
         v->min = INT64_MIN;
+    normalize_bounds(v);
 
     bool has_len = false;
     int64_t ml = 0;
@@ -2075,6 +2084,7 @@ static wd_status egg_apply_rules(Warden__V1__Template *t, Warden__V1__TemplateVa
             v->max = r->has_max ? r->max : INT64_MAX;
             if (v->min == 0 && v->max == 0)
                 v->max = 1; /* [0,0] would read as unbounded; keep it bounded */
+            normalize_bounds(v);
             if (v->min > v->max) {
                 v->min = v->max = 0;
                 st = note(t, "variable %s: min/max rules contradict each other; not imported", name);

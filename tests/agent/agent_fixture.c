@@ -149,6 +149,49 @@ void wd_fx_agent_kill9(wd_fx *fx)
     fx->agent_pid = 0;
 }
 
+static bool log_clean(const char *path)
+{
+    char *text = NULL;
+    size_t len = 0;
+    if (wd_read_file(path, 64 << 20, &text, &len) != WD_OK)
+        return true;
+    bool bad = memmem(text, len, "Sanitizer", 9) != NULL ||
+               memmem(text, len, "runtime error:", 14) != NULL;
+    if (bad)
+        fprintf(stderr, "sanitizer report in %s\n", path);
+    free(text);
+    return !bad;
+}
+
+bool wd_fx_agent_clean_exit(wd_fx *fx)
+{
+    int status = -1;
+    if (fx->agent_pid > 0)
+        status = wd_h_stop(fx->agent_pid, SIGTERM, 10000);
+    fx->agent_pid = 0;
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (!ok)
+        fprintf(stderr, "agent did not exit cleanly (status %d); see %s\n", status, fx->log);
+    ok &= log_clean(fx->log);
+    char run[700];
+    snprintf(run, sizeof run, "%s/run", fx->data_dir);
+    DIR *d = opendir(run);
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        const char *kinds[] = {"game", "install"};
+        for (int k = 0; k < 2; k++) {
+            char path[1200];
+            snprintf(path, sizeof path, "%s/%s/%s/shim.log", run, e->d_name, kinds[k]);
+            ok &= log_clean(path);
+        }
+    }
+    if (d)
+        closedir(d);
+    return ok;
+}
+
 void wd_fx_stop(wd_fx *fx)
 {
     if (fx->agent_pid > 0)
@@ -196,7 +239,9 @@ static void on_console(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
                 w->lines = realloc(w->lines, w->cap * sizeof *w->lines);
                 w->seqs = realloc(w->seqs, w->cap * sizeof *w->seqs);
             }
-            w->lines[w->nlines] = strndup((const char *)c->lines[i].data, c->lines[i].len);
+            w->lines[w->nlines] = c->lines[i].len ? strndup((const char *)c->lines[i].data,
+                                                            c->lines[i].len)
+                                                  : strdup("");
             w->seqs[w->nlines] = c->first_seq ? c->first_seq + i : 0;
             w->nlines++;
         }

@@ -33,6 +33,9 @@ bool wd_fx_start(wd_fx *fx);               /* nats + agent + client */
 bool wd_fx_agent_start(wd_fx *fx);         /* (re)start the agent only */
 void wd_fx_agent_kill9(wd_fx *fx);
 void wd_fx_stop(wd_fx *fx);
+/* Stops the agent (SIGTERM, graceful) and reports whether its log and every
+ * shim log under the data dir are free of sanitizer reports. */
+bool wd_fx_agent_clean_exit(wd_fx *fx);
 
 /* A watcher records every state event and console line of one server. */
 typedef struct {

@@ -220,6 +220,11 @@ static void test_nats_outage(void)
     wd_watch_free(w);
 }
 
+static void test_clean_exit(void)
+{
+    CU_ASSERT(wd_fx_agent_clean_exit(&fx));
+}
+
 int main(void)
 {
     static const wd_h_case cases[] = {
@@ -229,6 +234,8 @@ int main(void)
         {"a crash is published and the game restarted per policy", test_crash_restart},
         {"kill -9 of the agent: games keep running, a new agent re-attaches", test_agent_kill9},
         {"NATS down 10 s: games keep running, the agent reconnects", test_nats_outage},
+        {"the agent exits cleanly; no sanitizer reports in agent or shim logs",
+         test_clean_exit},
         {NULL, NULL}};
     wd_h_suite("agent", suite_init, suite_clean, cases);
     return wd_h_run();

@@ -49,10 +49,17 @@ static void test_freeciv(void)
     wd_watch_free(w);
 }
 
+static void test_clean_exit(void)
+{
+    CU_ASSERT(wd_fx_agent_clean_exit(&fx));
+}
+
 int main(void)
 {
     static const wd_h_case cases[] = {
         {"freeciv: create, install, running, console command, stop, nothing left", test_freeciv},
+        {"the agent exits cleanly; no sanitizer reports in agent or shim logs",
+         test_clean_exit},
         {NULL, NULL}};
     wd_h_suite("freeciv", suite_init, suite_clean, cases);
     return wd_h_run();

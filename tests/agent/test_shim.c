@@ -508,6 +508,7 @@ static void test_many_lines(void)
     if (!done)
         fprintf(stderr, "no EXIT: closed %d proto %d lines %zu: %s\n", c.closed, c.proto_error,
                 c.n, wd_err_msg());
+    if (!done && getenv("WD_DEBUG_HANG")) { fprintf(stderr, "HANG shim %d fd %d\n", t->shim, c.fd); sleep(600); }
     CU_ASSERT(done);
     int64_t ms = wd_mono_ms() - t0;
     ssize_t first = tc_find(&c, "1");
