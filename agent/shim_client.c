@@ -128,6 +128,8 @@ static wd_status build_argv(const wd_shim_spawn_cfg *cfg, argv_builder *b)
         ab_addf(b, "--rows", "%u", cfg->rows);
     if (cfg->cols)
         ab_addf(b, "--cols", "%u", cfg->cols);
+    if (cfg->partial_ms)
+        ab_addf(b, "--partial-ms", "%u", cfg->partial_ms);
     ab_add(b, "--");
     for (size_t i = 0; cfg->argv[i] != NULL; i++)
         ab_add(b, cfg->argv[i]);

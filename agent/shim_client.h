@@ -54,6 +54,8 @@ typedef struct {
     size_t ring_bytes;       /* 0: the shim's default (1 MiB) */
     size_t max_line;         /* 0: the shim's default (4096) */
     unsigned rows, cols;     /* 0: the shim's default (50 x 200) */
+    unsigned partial_ms;     /* 0: the shim's default (10): quiet time before an
+                                unterminated line (a prompt) is sent as PARTIAL */
     const char *log_path;    /* the shim's own stderr (appended); NULL: /dev/null */
     const char *const *argv; /* the game: program and arguments, NULL-terminated */
     int ready_timeout_ms;    /* default 5000 */

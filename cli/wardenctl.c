@@ -470,12 +470,25 @@ static int cmd_server_action(const char *verb, const char *id, bool wait, bool f
     if (reply)
         protobuf_c_message_free_unpacked(reply, NULL);
     if (st == WD_OK && wait) {
+        /* Already there (an install with nothing to run, a start with no
+         * done pattern)? Otherwise follow the state events. */
+        Warden__V1__InfoRequest ir = WARDEN__V1__INFO_REQUEST__INIT;
+        ProtobufCMessage *info = NULL;
+        bool done = false;
+        if (server_request(id, "info", &ir.base, &warden__v1__info_reply__descriptor, &info) ==
+                WD_OK &&
+            reply_status(info) == WD_OK) {
+            Warden__V1__ServerInfo *in = ((Warden__V1__InfoReply *)info)->info;
+            done = (int)in->state == want1 || (int)in->state == want2;
+        }
+        if (info)
+            protobuf_c_message_free_unpacked(info, NULL);
         int limit = timeout_ms > 60000 ? timeout_ms : 600000;
-        st = wait_state(sub, want1, want2, limit);
+        if (!done)
+            st = wait_state(sub, want1, want2, limit);
         if (st == WD_OK && strcmp(verb, "install") == 0) {
             /* Installing ends in offline either way: check it worked. */
-            Warden__V1__InfoRequest ir = WARDEN__V1__INFO_REQUEST__INIT;
-            ProtobufCMessage *info = NULL;
+            info = NULL;
             if (server_request(id, "info", &ir.base, &warden__v1__info_reply__descriptor,
                                &info) == WD_OK &&
                 reply_status(info) == WD_OK) {

@@ -34,19 +34,19 @@
 #include <unistd.h>
 
 #define FORMAT_TAG "warden/v1"
-#define ID_MAX 64            /* template id (slug) */
-#define VAR_NAME_MAX 64      /* variable and environment names */
-#define PH_ID_MAX 128        /* identifier inside {{ }} */
-#define PATTERN_MAX 512      /* variable regex source */
-#define LINE_MAX_LEN 1024    /* done pattern, stop command */
-#define INTERP_MAX 256       /* install interpreter path */
-#define PATH_REL_MAX 1024    /* config file paths */
+#define ID_MAX 64         /* template id (slug) */
+#define VAR_NAME_MAX 64   /* variable and environment names */
+#define PH_ID_MAX 128     /* identifier inside {{ }} */
+#define PATTERN_MAX 512   /* variable regex source */
+#define LINE_MAX_LEN 1024 /* done pattern, stop command */
+#define INTERP_MAX 256    /* install interpreter path */
+#define PATH_REL_MAX 1024 /* config file paths */
 #define RENDER_MAX (4u * 1024 * 1024)
 #define ARGV_MAX 1024
 #define NOTES_MAX 200
 #define GRACE_MAX 3600
 #define OPTIONS_MAX 64
-#define RULES_MAX 64         /* rule tokens per egg variable */
+#define RULES_MAX 64 /* rule tokens per egg variable */
 
 /* Names every template may use without declaring them; the agent appends
  * their values to the resolved variables before rendering. */
@@ -563,7 +563,8 @@ static wd_status check_value(const Warden__V1__TemplateVariable *v, const char *
     const char *name = v->name;
     size_t len = strlen(val), ncp = 0;
     if (len > WD_TEMPLATE_MAX_VALUE)
-        return WD_ERR(WD_ERR_INVALID, "%s: value longer than %d bytes", name, WD_TEMPLATE_MAX_VALUE);
+        return WD_ERR(WD_ERR_INVALID, "%s: value longer than %d bytes", name,
+                      WD_TEMPLATE_MAX_VALUE);
     if (has_ctl(val, false))
         return WD_ERR(WD_ERR_INVALID, "%s: value contains control characters", name);
     if (!utf8_ok(val, &ncp))
@@ -583,7 +584,8 @@ static wd_status check_value(const Warden__V1__TemplateVariable *v, const char *
             if (st != WD_OK)
                 return WD_ERR(st, "%s: pattern does not compile", name);
             if (!ok)
-                return WD_ERR(WD_ERR_INVALID, "%s: does not match the pattern %s", name, v->pattern);
+                return WD_ERR(WD_ERR_INVALID, "%s: does not match the pattern %s", name,
+                              v->pattern);
         }
         return WD_OK;
     case WARDEN__V1__VARIABLE_TYPE__VAR_INTEGER: {
@@ -685,7 +687,8 @@ static wd_status validate_variable(const Warden__V1__Template *t, size_t i)
     if (is_int && bounded(v) && v->min > v->max)
         return WD_ERR(WD_ERR_INVALID, "variable %s: min is greater than max", n);
     if (!is_int && bounded(v))
-        return WD_ERR(WD_ERR_INVALID, "variable %s: min and max only apply to integer variables", n);
+        return WD_ERR(WD_ERR_INVALID, "variable %s: min and max only apply to integer variables",
+                      n);
     const char *pat = v->pattern ? v->pattern : "";
     if (!is_str && (v->max_length != 0 || pat[0] != '\0'))
         return WD_ERR(WD_ERR_INVALID,
@@ -695,8 +698,8 @@ static wd_status validate_variable(const Warden__V1__Template *t, size_t i)
     if (pat[0] != '\0') {
         if (strlen(pat) > PATTERN_MAX || has_ctl(pat, false))
             return WD_ERR(WD_ERR_INVALID,
-                          "variable %s: pattern longer than %d bytes or has control characters",
-                          n, PATTERN_MAX);
+                          "variable %s: pattern longer than %d bytes or has control characters", n,
+                          PATTERN_MAX);
         /* Back-references make POSIX matching exponential: refuse them. */
         if (has_backref(pat))
             return WD_ERR(WD_ERR_INVALID, "variable %s: pattern uses a back-reference", n);
@@ -714,11 +717,12 @@ static wd_status validate_variable(const Warden__V1__Template *t, size_t i)
             const char *o = v->options[k];
             if (o == NULL || o[0] == '\0' || strlen(o) > WD_TEMPLATE_MAX_VALUE ||
                 has_ctl(o, false) || !utf8_ok(o, NULL))
-                return WD_ERR(WD_ERR_INVALID, "variable %s: options[%zu] is empty or not clean text",
-                              n, k);
+                return WD_ERR(WD_ERR_INVALID,
+                              "variable %s: options[%zu] is empty or not clean text", n, k);
             for (size_t j = 0; j < k; j++)
                 if (strcmp(v->options[j], o) == 0)
-                    return WD_ERR(WD_ERR_INVALID, "variable %s: option \"%.64s\" listed twice", n, o);
+                    return WD_ERR(WD_ERR_INVALID, "variable %s: option \"%.64s\" listed twice", n,
+                                  o);
         }
     }
     /* A required variable may have no default: then the operator must give
@@ -755,10 +759,11 @@ wd_status wd_template_validate(const Warden__V1__Template *t)
     if (t->id == NULL || t->id[0] == '\0')
         return WD_ERR(WD_ERR_INVALID, "id: required");
     if (!is_slug(t->id))
-        return WD_ERR(WD_ERR_INVALID,
-                      "id \"%.64s\": must be letters, digits, '-' or '_' (at most %d, starting with "
-                      "a letter or digit)",
-                      t->id, ID_MAX);
+        return WD_ERR(
+            WD_ERR_INVALID,
+            "id \"%.64s\": must be letters, digits, '-' or '_' (at most %d, starting with "
+            "a letter or digit)",
+            t->id, ID_MAX);
     if (t->startup == NULL || t->startup[0] == '\0')
         return WD_ERR(WD_ERR_INVALID, "startup: required");
     if (has_ctl(t->startup, true))
@@ -770,10 +775,10 @@ wd_status wd_template_validate(const Warden__V1__Template *t)
     if ((st = check_line(t->name, "name", LINE_MAX_LEN)) != WD_OK)
         return st;
     const char *interp = t->install_interpreter ? t->install_interpreter : "";
-    if (interp[0] != '\0' &&
-        (interp[0] != '/' || strlen(interp) > INTERP_MAX || has_ctl(interp, false) ||
-         strchr(interp, ' ') != NULL))
-        return WD_ERR(WD_ERR_INVALID, "install.interpreter: must be an absolute path such as /bin/sh");
+    if (interp[0] != '\0' && (interp[0] != '/' || strlen(interp) > INTERP_MAX ||
+                              has_ctl(interp, false) || strchr(interp, ' ') != NULL))
+        return WD_ERR(WD_ERR_INVALID,
+                      "install.interpreter: must be an absolute path such as /bin/sh");
     if (t->stop_grace_seconds > GRACE_MAX)
         return WD_ERR(WD_ERR_INVALID, "stop.grace_seconds: at most %d", GRACE_MAX);
     if (t->n_variables > WD_TEMPLATE_MAX_VARS)
@@ -820,7 +825,8 @@ wd_status wd_template_validate(const Warden__V1__Template *t)
     for (size_t i = 0; i < t->n_environment; i++) {
         const Warden__V1__Template__EnvironmentEntry *e = t->environment[i];
         if (e == NULL || e->key == NULL || !is_env_name(e->key))
-            return WD_ERR(WD_ERR_INVALID, "environment: name \"%.64s\" must match [A-Za-z_][A-Za-z0-9_]*",
+            return WD_ERR(WD_ERR_INVALID,
+                          "environment: name \"%.64s\" must match [A-Za-z_][A-Za-z0-9_]*",
                           e && e->key ? e->key : "");
         for (size_t j = 0; j < i; j++)
             if (strcmp(t->environment[j]->key, e->key) == 0)
@@ -1062,8 +1068,8 @@ wd_status wd_path_write_confined(const char *root, const char *rel, const void *
 
     rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) {
-        st = WD_ERR(errno == ENOENT ? WD_ERR_NOT_FOUND : WD_ERR_IO, "%s: %s", root,
-                    strerror(errno));
+        st =
+            WD_ERR(errno == ENOENT ? WD_ERR_NOT_FOUND : WD_ERR_IO, "%s: %s", root, strerror(errno));
         goto out;
     }
     const char *slash = strrchr(rel, '/');
@@ -1235,7 +1241,8 @@ static wd_status push_str(char ***arr, size_t *n, const char *s, size_t max, con
 }
 
 /* Records what an import could not carry over. */
-static wd_status note(Warden__V1__Template *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static wd_status note(Warden__V1__Template *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static wd_status note(Warden__V1__Template *t, const char *fmt, ...)
 {
     if (t->n_import_notes > NOTES_MAX)
@@ -1256,8 +1263,7 @@ static wd_status note(Warden__V1__Template *t, const char *fmt, ...)
 /* Warden JSON: reading                                                     */
 /* ------------------------------------------------------------------------ */
 
-#define FIELD_ERR(where, key, ...)                                                                 \
-    field_err(__FILE__, __LINE__, (where), (key), __VA_ARGS__)
+#define FIELD_ERR(where, key, ...) field_err(__FILE__, __LINE__, (where), (key), __VA_ARGS__)
 
 static wd_status field_err(const char *file, int line, const char *where, const char *key,
                            const char *what, ...) __attribute__((format(printf, 5, 6)));
@@ -1278,7 +1284,7 @@ static wd_status check_keys(json_t *obj, const char *where, const char *const al
 {
     const char *k;
     json_t *v;
-    json_object_foreach(obj, k, v) {
+    json_object_foreach (obj, k, v) {
         bool ok = false;
         for (int i = 0; allowed[i] && !ok; i++)
             ok = strcmp(k, allowed[i]) == 0;
@@ -1348,10 +1354,9 @@ static wd_status parse_type(const char *s, Warden__V1__VariableType *out)
 
 static wd_status parse_variable(json_t *o, const char *where, Warden__V1__TemplateVariable *v)
 {
-    static const char *const keys[] = {"name",       "description", "type",     "default",
-                                       "required",   "user_editable", "user_viewable",
-                                       "secret",     "min",         "max",      "max_length",
-                                       "pattern",    "options",     NULL};
+    static const char *const keys[] = {
+        "name",   "description", "type", "default",    "required", "user_editable", "user_viewable",
+        "secret", "min",         "max",  "max_length", "pattern",  "options",       NULL};
     wd_status st;
     if (!json_is_object(o))
         return WD_ERR(WD_ERR_INVALID, "%s: expected an object", where);
@@ -1363,7 +1368,8 @@ static wd_status parse_variable(json_t *o, const char *where, Warden__V1__Templa
     json_t *type = json_object_get(o, "type");
     if (type != NULL) {
         if (!json_is_string(type) || parse_type(json_string_value(type), &v->type) != WD_OK)
-            return FIELD_ERR(where, "type", "expected \"string\", \"integer\", \"boolean\" or \"enum\"");
+            return FIELD_ERR(where, "type",
+                             "expected \"string\", \"integer\", \"boolean\" or \"enum\"");
     }
     json_t *def = json_object_get(o, "default");
     if (def != NULL) {
@@ -1425,7 +1431,7 @@ static wd_status parse_variable(json_t *o, const char *where, Warden__V1__Templa
             return FIELD_ERR(where, "options", "expected an array of strings");
         size_t i;
         json_t *e;
-        json_array_foreach(opts, i, e) {
+        json_array_foreach (opts, i, e) {
             if (!json_is_string(e))
                 return FIELD_ERR(where, "options", "expected an array of strings");
             if ((st = push_str(&v->options, &v->n_options, json_string_value(e), OPTIONS_MAX,
@@ -1444,18 +1450,19 @@ static wd_status parse_mode(json_t *m, const char *where, uint32_t *out)
     for (size_t i = 0; ok && i < n; i++)
         ok = s[i] >= '0' && s[i] <= '7';
     if (!ok)
-        return FIELD_ERR(where, "mode",
-                         "expected an octal string such as \"0644\" (no setuid, setgid or sticky bits)");
+        return FIELD_ERR(
+            where, "mode",
+            "expected an octal string such as \"0644\" (no setuid, setgid or sticky bits)");
     *out = (uint32_t)strtoul(s, NULL, 8);
     return WD_OK;
 }
 
 static wd_status parse_warden(json_t *root, Warden__V1__Template *t)
 {
-    static const char *const keys[] = {"format", "id", "name", "description", "author",
-                                       "startup", "stop", "done", "install", "config_files",
-                                       "environment", "variables", "imported_from",
-                                       "import_notes", NULL};
+    static const char *const keys[] = {
+        "format",      "id",        "name",          "description",  "author",
+        "startup",     "stop",      "done",          "install",      "config_files",
+        "environment", "variables", "imported_from", "import_notes", NULL};
     wd_status st;
     json_t *fmt = json_object_get(root, "format");
     if (fmt == NULL)
@@ -1476,7 +1483,8 @@ static wd_status parse_warden(json_t *root, Warden__V1__Template *t)
     if (stop != NULL) {
         static const char *const stop_keys[] = {"command", "grace_seconds", NULL};
         if (!json_is_object(stop))
-            return WD_ERR(WD_ERR_INVALID, "stop: expected an object {\"command\", \"grace_seconds\"}");
+            return WD_ERR(WD_ERR_INVALID,
+                          "stop: expected an object {\"command\", \"grace_seconds\"}");
         int64_t g = 0;
         if ((st = check_keys(stop, "stop", stop_keys)) != WD_OK ||
             (st = jstr(stop, "command", "stop", false, &t->stop_command)) != WD_OK ||
@@ -1489,7 +1497,8 @@ static wd_status parse_warden(json_t *root, Warden__V1__Template *t)
     if (inst != NULL) {
         static const char *const inst_keys[] = {"script", "interpreter", NULL};
         if (!json_is_object(inst))
-            return WD_ERR(WD_ERR_INVALID, "install: expected an object {\"script\", \"interpreter\"}");
+            return WD_ERR(WD_ERR_INVALID,
+                          "install: expected an object {\"script\", \"interpreter\"}");
         if ((st = check_keys(inst, "install", inst_keys)) != WD_OK ||
             (st = jstr(inst, "script", "install", false, &t->install_script)) != WD_OK ||
             (st = jstr(inst, "interpreter", "install", false, &t->install_interpreter)) != WD_OK)
@@ -1503,13 +1512,14 @@ static wd_status parse_warden(json_t *root, Warden__V1__Template *t)
             return WD_ERR(WD_ERR_INVALID, "config_files: expected an array");
         size_t i;
         json_t *o;
-        json_array_foreach(files, i, o) {
+        json_array_foreach (files, i, o) {
             char where[48];
             snprintf(where, sizeof where, "config_files[%zu]", i);
             Warden__V1__ConfigFile *f = NULL;
             if (!json_is_object(o))
                 return WD_ERR(WD_ERR_INVALID, "%s: expected an object", where);
-            if ((st = add_file(t, &f)) != WD_OK || (st = check_keys(o, where, file_keys)) != WD_OK ||
+            if ((st = add_file(t, &f)) != WD_OK ||
+                (st = check_keys(o, where, file_keys)) != WD_OK ||
                 (st = jstr(o, "path", where, true, &f->path)) != WD_OK ||
                 (st = jstr(o, "content", where, false, &f->content)) != WD_OK)
                 return st;
@@ -1525,7 +1535,7 @@ static wd_status parse_warden(json_t *root, Warden__V1__Template *t)
             return WD_ERR(WD_ERR_INVALID, "environment: expected an object of strings");
         const char *k;
         json_t *v;
-        json_object_foreach(env, k, v) {
+        json_object_foreach (env, k, v) {
             if (!json_is_string(v))
                 return FIELD_ERR("environment", k, "expected a string");
             if ((st = add_env(t, k, json_string_value(v))) != WD_OK)
@@ -1539,7 +1549,7 @@ static wd_status parse_warden(json_t *root, Warden__V1__Template *t)
             return WD_ERR(WD_ERR_INVALID, "variables: expected an array");
         size_t i;
         json_t *o;
-        json_array_foreach(vars, i, o) {
+        json_array_foreach (vars, i, o) {
             char where[48];
             snprintf(where, sizeof where, "variables[%zu]", i);
             Warden__V1__TemplateVariable *v = NULL;
@@ -1552,7 +1562,8 @@ static wd_status parse_warden(json_t *root, Warden__V1__Template *t)
     json_t *from = json_object_get(root, "imported_from");
     if (from != NULL) {
         if (!json_is_string(from) || !is_slug(json_string_value(from)))
-            return WD_ERR(WD_ERR_INVALID, "imported_from: expected a format name such as \"ptdl_v2\"");
+            return WD_ERR(WD_ERR_INVALID,
+                          "imported_from: expected a format name such as \"ptdl_v2\"");
         src = json_string_value(from);
     }
     if ((st = set_str(&t->source_format, src)) != WD_OK)
@@ -1563,7 +1574,7 @@ static wd_status parse_warden(json_t *root, Warden__V1__Template *t)
             return WD_ERR(WD_ERR_INVALID, "import_notes: expected an array of strings");
         size_t i;
         json_t *e;
-        json_array_foreach(notes, i, e) {
+        json_array_foreach (notes, i, e) {
             if (!json_is_string(e))
                 return WD_ERR(WD_ERR_INVALID, "import_notes[%zu]: expected a string", i);
             if ((st = push_str(&t->import_notes, &t->n_import_notes, json_string_value(e),
@@ -1725,7 +1736,8 @@ wd_status wd_template_to_json(const Warden__V1__Template *t, char **out)
     char *s = ok ? json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
     json_decref(root);
     if (s == NULL)
-        return WD_ERR(WD_ERR_INVALID, "to_json: a text field is not valid UTF-8 (or out of memory)");
+        return WD_ERR(WD_ERR_INVALID,
+                      "to_json: a text field is not valid UTF-8 (or out of memory)");
     *out = s;
     return WD_OK;
 }
@@ -1789,14 +1801,14 @@ static void join_names(json_t *v, char *buf, size_t size)
     json_t *e;
     size_t i;
     if (json_is_object(v)) {
-        json_object_foreach(v, k, e) {
+        json_object_foreach (v, k, e) {
             int n = snprintf(buf + used, size - used, "%s%.48s", used ? ", " : "", k);
             if (n < 0 || (size_t)n >= size - used)
                 break;
             used += (size_t)n;
         }
     } else if (json_is_array(v)) {
-        json_array_foreach(v, i, e) {
+        json_array_foreach (v, i, e) {
             const char *s = json_is_string(e) ? json_string_value(e) : "?";
             int n = snprintf(buf + used, size - used, "%s%.48s", used ? ", " : "", s);
             if (n < 0 || (size_t)n >= size - used)
@@ -1876,12 +1888,24 @@ static bool pcre_to_ere(const char *src, size_t n, sbuf *out)
             char esc[3] = {'\\', e, '\0'};
             char one[2] = {e, '\0'};
             switch (e) {
-            case 'd': rep = "[0-9]"; break;
-            case 'D': rep = "[^0-9]"; break;
-            case 'w': rep = "[A-Za-z0-9_]"; break;
-            case 'W': rep = "[^A-Za-z0-9_]"; break;
-            case 's': rep = "[[:space:]]"; break;
-            case 'S': rep = "[^[:space:]]"; break;
+            case 'd':
+                rep = "[0-9]";
+                break;
+            case 'D':
+                rep = "[^0-9]";
+                break;
+            case 'w':
+                rep = "[A-Za-z0-9_]";
+                break;
+            case 'W':
+                rep = "[^A-Za-z0-9_]";
+                break;
+            case 's':
+                rep = "[[:space:]]";
+                break;
+            case 'S':
+                rep = "[^[:space:]]";
+                break;
             default:
                 if (is_alpha((unsigned char)e) || is_digit((unsigned char)e))
                     return false;
@@ -1949,7 +1973,7 @@ static const char *rule_end(const char *p)
 typedef struct {
     bool has_min, has_max;
     int64_t min, max;
-    char *regex;    /* translated pattern, or NULL */
+    char *regex;       /* translated pattern, or NULL */
     const char *alpha; /* pattern from alpha/alpha_num/alpha_dash */
 } egg_rules;
 
@@ -1996,7 +2020,8 @@ static wd_status egg_rule(Warden__V1__Template *t, Warden__V1__TemplateVariable 
             if (n >= 2 && a[0] == '"' && a[n - 1] == '"')
                 a++, n -= 2;
             char opt[WD_TEMPLATE_MAX_VALUE + 1];
-            snprintf(opt, sizeof opt, "%.*s", (int)(n < WD_TEMPLATE_MAX_VALUE ? n : WD_TEMPLATE_MAX_VALUE), a);
+            snprintf(opt, sizeof opt, "%.*s",
+                     (int)(n < WD_TEMPLATE_MAX_VALUE ? n : WD_TEMPLATE_MAX_VALUE), a);
             bool dup = false;
             for (size_t k = 0; k < v->n_options && !dup; k++)
                 dup = strcmp(v->options[k], opt) == 0;
@@ -2012,7 +2037,8 @@ static wd_status egg_rule(Warden__V1__Template *t, Warden__V1__TemplateVariable 
         int64_t x;
         snprintf(num, sizeof num, "%.*s", (int)(arg_len < 30 ? arg_len : 30), arg);
         if (!parse_i64(num, &x))
-            return note(t, "variable %s: rule \"%s\" not imported (not an integer bound)", name, rule);
+            return note(t, "variable %s: rule \"%s\" not imported (not an integer bound)", name,
+                        rule);
         if (RULE_IS("max") || RULE_IS("size"))
             r->has_max = true, r->max = x;
         if (RULE_IS("min") || RULE_IS("size"))
@@ -2022,12 +2048,14 @@ static wd_status egg_rule(Warden__V1__Template *t, Warden__V1__TemplateVariable 
         const char *comma = memchr(arg, ',', arg_len);
         int64_t lo, hi;
         if (comma != NULL) {
-            snprintf(a, sizeof a, "%.*s", (int)((size_t)(comma - arg) < 30 ? comma - arg : 30), arg);
+            snprintf(a, sizeof a, "%.*s", (int)((size_t)(comma - arg) < 30 ? comma - arg : 30),
+                     arg);
             size_t bl = arg_len - (size_t)(comma - arg) - 1;
             snprintf(b, sizeof b, "%.*s", (int)(bl < 30 ? bl : 30), comma + 1);
         }
         if (comma == NULL || !parse_i64(a, &lo) || !parse_i64(b, &hi))
-            return note(t, "variable %s: rule \"%s\" not imported (not an integer range)", name, rule);
+            return note(t, "variable %s: rule \"%s\" not imported (not an integer range)", name,
+                        rule);
         r->has_min = r->has_max = true;
         r->min = lo;
         r->max = hi;
@@ -2051,8 +2079,10 @@ static wd_status egg_rule(Warden__V1__Template *t, Warden__V1__TemplateVariable 
             ok = false;
         if (!ok) {
             free(ere.p);
-            return note(t, "variable %s: rule \"%s\" not imported (cannot translate to a POSIX "
-                           "extended regex)", name, rule);
+            return note(t,
+                        "variable %s: rule \"%s\" not imported (cannot translate to a POSIX "
+                        "extended regex)",
+                        name, rule);
         }
         free(r->regex);
         r->regex = ere.p;
@@ -2087,29 +2117,35 @@ static wd_status egg_apply_rules(Warden__V1__Template *t, Warden__V1__TemplateVa
             normalize_bounds(v);
             if (v->min > v->max) {
                 v->min = v->max = 0;
-                st = note(t, "variable %s: min/max rules contradict each other; not imported", name);
+                st =
+                    note(t, "variable %s: min/max rules contradict each other; not imported", name);
             }
         }
         if (st == WD_OK && (r->regex || r->alpha))
-            st = note(t, "variable %s: pattern rules not imported (only strings have a pattern)", name);
+            st = note(t, "variable %s: pattern rules not imported (only strings have a pattern)",
+                      name);
         break;
     case WARDEN__V1__VARIABLE_TYPE__VAR_STRING:
         if (r->has_max) {
             int64_t m = r->max;
             if (m > WD_TEMPLATE_MAX_VALUE || m < 1) {
-                st = note(t, "variable %s: max length %" PRId64 " not imported (Warden allows 1 to %d)",
-                          name, m, WD_TEMPLATE_MAX_VALUE);
+                st = note(
+                    t, "variable %s: max length %" PRId64 " not imported (Warden allows 1 to %d)",
+                    name, m, WD_TEMPLATE_MAX_VALUE);
             } else {
                 v->max_length = (uint32_t)m;
             }
         }
         if (st == WD_OK && r->has_min && r->min > 0)
-            st = note(t, "variable %s: minimum length not imported (Warden only has max_length and "
-                         "required)", name);
+            st = note(t,
+                      "variable %s: minimum length not imported (Warden only has max_length and "
+                      "required)",
+                      name);
         if (st == WD_OK && r->regex) {
             st = set_str(&v->pattern, r->regex);
             if (st == WD_OK && r->alpha)
-                st = note(t, "variable %s: alpha rule not imported (regex rule used instead)", name);
+                st =
+                    note(t, "variable %s: alpha rule not imported (regex rule used instead)", name);
         } else if (st == WD_OK && r->alpha) {
             st = set_str(&v->pattern, r->alpha);
         }
@@ -2136,10 +2172,13 @@ static wd_status egg_apply_rules(Warden__V1__Template *t, Warden__V1__TemplateVa
         free(v->options);
         v->options = NULL;
         v->n_options = 0;
-        st = note(t, "variable %s: the egg's default fails its own rules (%s); imported as a plain "
-                     "string", name, why);
+        st = note(t,
+                  "variable %s: the egg's default fails its own rules (%s); imported as a plain "
+                  "string",
+                  name, why);
         if (st == WD_OK && check_value(v, def) != WD_OK)
-            st = WD_ERR(WD_ERR_INVALID, "egg variable %s: default is not clean one-line text", name);
+            st =
+                WD_ERR(WD_ERR_INVALID, "egg variable %s: default is not clean one-line text", name);
     }
     return st;
 }
@@ -2226,7 +2265,7 @@ static wd_status egg_variable(Warden__V1__Template *t, json_t *o, size_t i)
     } else if (json_is_array(rules)) {
         size_t k;
         json_t *e;
-        json_array_foreach(rules, k, e) {
+        json_array_foreach (rules, k, e) {
             if (k >= RULES_MAX || st != WD_OK)
                 break;
             if (json_is_string(e))
@@ -2342,8 +2381,8 @@ static wd_status egg_dollar_vars(Warden__V1__Template *t, const char *in, sbuf *
  * line; Warden runs the words directly, so it needs a human look. */
 static void shell_syntax(const char *s, char *found, size_t size)
 {
-    static const char *const ops[] = {"&&", "||", ";", "|", "&", ">", "<", "`", "$(", "${", "$",
-                                      NULL};
+    static const char *const ops[] = {"&&", "||", ";",  "|",  "&", ">",
+                                      "<",  "`",  "$(", "${", "$", NULL};
     bool sq = false, dq = false;
     unsigned seen = 0;
     for (const char *p = s; *p; p++) {
@@ -2426,25 +2465,31 @@ static wd_status egg_startup(Warden__V1__Template *t, const char *raw)
         }
         if (strcmp(name, "P_SERVER_UUID") == 0) {
             if ((st = sb_add(&b, "{{SERVER_ID}}", 13)) != WD_OK ||
-                (st = note(t, "startup: {{P_SERVER_UUID}} mapped to the built-in {{SERVER_ID}}")) != WD_OK)
+                (st = note(t, "startup: {{P_SERVER_UUID}} mapped to the built-in {{SERVER_ID}}")) !=
+                    WD_OK)
                 goto out;
             continue;
         }
         if (strchr(name, '.') != NULL || is_digit((unsigned char)name[0])) {
-            if ((st = note(t, "startup: placeholder {{%s}} removed: a Pterodactyl built-in with no "
-                              "Warden equivalent; review the command line", id)) != WD_OK)
+            if ((st = note(t,
+                           "startup: placeholder {{%s}} removed: a Pterodactyl built-in with no "
+                           "Warden equivalent; review the command line",
+                           id)) != WD_OK)
                 goto out;
             continue;
         }
         if (find_var(t, name) == NULL && !is_builtin(name)) {
             Warden__V1__TemplateVariable *v = NULL;
             if (!is_upper_name(name)) {
-                st = WD_ERR(WD_ERR_INVALID, "egg startup: placeholder {{%s}} is not a valid variable name", name);
+                st = WD_ERR(WD_ERR_INVALID,
+                            "egg startup: placeholder {{%s}} is not a valid variable name", name);
                 goto out;
             }
             if ((st = add_var(t, &v)) != WD_OK || (st = set_str(&v->name, name)) != WD_OK ||
-                (st = note(t, "startup uses {{%s}}, which the egg does not declare: declared as an "
-                              "empty string variable", name)) != WD_OK)
+                (st = note(t,
+                           "startup uses {{%s}}, which the egg does not declare: declared as an "
+                           "empty string variable",
+                           name)) != WD_OK)
                 goto out;
         }
         if ((st = sb_addf(&b, "{{%s}}", name)) != WD_OK)
@@ -2454,9 +2499,11 @@ static wd_status egg_startup(Warden__V1__Template *t, const char *raw)
         goto out;
     char found[128];
     shell_syntax(b.p ? b.p : "", found, sizeof found);
-    if (found[0] && (st = note(t, "startup uses shell syntax (%s) that Warden does not interpret: "
-                                  "the command runs without a shell and those characters are "
-                                  "passed literally; review the command line", found)) != WD_OK)
+    if (found[0] && (st = note(t,
+                               "startup uses shell syntax (%s) that Warden does not interpret: "
+                               "the command runs without a shell and those characters are "
+                               "passed literally; review the command line",
+                               found)) != WD_OK)
         goto out;
     char *s = NULL;
     if ((st = sb_take(&b, &s)) != WD_OK)
@@ -2521,8 +2568,9 @@ static wd_status egg_config(Warden__V1__Template *t, json_t *cfg)
     if (json_nonempty(files)) {
         char names[256];
         join_names(files, names, sizeof names);
-        st = note(t, "config.files not imported (%s): egg parsers edit the game's own files; "
-                     "Warden writes whole files from config_files instead, add them by hand",
+        st = note(t,
+                  "config.files not imported (%s): egg parsers edit the game's own files; "
+                  "Warden writes whole files from config_files instead, add them by hand",
                   names);
     }
     json_decref(files);
@@ -2573,11 +2621,14 @@ static wd_status egg_install(Warden__V1__Template *t, json_t *scripts)
     t->install_script = s;
     if (s[0] != '\0' && strstr(s, "/mnt/server") != NULL &&
         (st = note(t, "install script: Pterodactyl runs it in a container with the server at "
-                      "/mnt/server; Warden runs it in the server directory, review those paths")) != WD_OK)
+                      "/mnt/server; Warden runs it in the server directory, review those paths")) !=
+            WD_OK)
         return st;
     if (container[0] != '\0' &&
-        (st = note(t, "scripts.installation.container (%.128s) not imported: the install script "
-                      "runs on the host under bubblewrap, with the host's tools", container)) != WD_OK)
+        (st = note(t,
+                   "scripts.installation.container (%.128s) not imported: the install script "
+                   "runs on the host under bubblewrap, with the host's tools",
+                   container)) != WD_OK)
         return st;
 
     const char *interp = "/bin/sh";
@@ -2595,7 +2646,8 @@ static wd_status egg_install(Warden__V1__Template *t, json_t *scripts)
             plain = is_alpha((unsigned char)*p) || is_digit((unsigned char)*p) || *p == '.' ||
                     *p == '_' || *p == '-';
         if (!plain)
-            return WD_ERR(WD_ERR_INVALID, "egg scripts.installation.entrypoint: not a program name");
+            return WD_ERR(WD_ERR_INVALID,
+                          "egg scripts.installation.entrypoint: not a program name");
         snprintf(path, sizeof path, "/usr/bin/%s", entry);
         interp = path;
         if ((st = note(t, "install entrypoint %s mapped to %s", entry, path)) != WD_OK)
@@ -2606,10 +2658,10 @@ static wd_status egg_install(Warden__V1__Template *t, json_t *scripts)
 
 static wd_status parse_egg(json_t *root, Warden__V1__Template *t)
 {
-    static const char *const known[] = {"_comment", "meta", "exported_at", "name", "author",
-                                        "description", "features", "docker_images", "docker_image",
-                                        "file_denylist", "startup", "config", "scripts",
-                                        "variables", NULL};
+    static const char *const known[] = {
+        "_comment",    "meta",     "exported_at",   "name",         "author",
+        "description", "features", "docker_images", "docker_image", "file_denylist",
+        "startup",     "config",   "scripts",       "variables",    NULL};
     wd_status st;
     const char *name, *desc, *author, *startup;
     if ((st = egg_str(root, "name", "name", &name)) != WD_OK ||
@@ -2632,7 +2684,7 @@ static wd_status parse_egg(json_t *root, Warden__V1__Template *t)
             return WD_ERR(WD_ERR_INVALID, "egg variables: expected an array");
         size_t i;
         json_t *o;
-        json_array_foreach(vars, i, o)
+        json_array_foreach (vars, i, o)
             if ((st = egg_variable(t, o, i)) != WD_OK)
                 return st;
     }
@@ -2652,15 +2704,18 @@ static wd_status parse_egg(json_t *root, Warden__V1__Template *t)
             snprintf(names, sizeof names, "%.200s", json_string_value(imgs));
         else
             join_names(imgs, names, sizeof names);
-        if ((st = note(t, "docker_images (%s) not imported: Warden runs games from the host under "
-                          "bubblewrap; install the game's runtime on the host", names)) != WD_OK)
+        if ((st = note(t,
+                       "docker_images (%s) not imported: Warden runs games from the host under "
+                       "bubblewrap; install the game's runtime on the host",
+                       names)) != WD_OK)
             return st;
     }
     json_t *feat = json_object_get(root, "features");
     if (json_nonempty(feat)) {
         char names[256];
         join_names(feat, names, sizeof names);
-        if ((st = note(t, "features (%s) not imported: Warden has no panel feature hooks", names)) != WD_OK)
+        if ((st = note(t, "features (%s) not imported: Warden has no panel feature hooks",
+                       names)) != WD_OK)
             return st;
     }
     if (json_nonempty(json_object_get(root, "file_denylist")) &&
@@ -2669,11 +2724,12 @@ static wd_status parse_egg(json_t *root, Warden__V1__Template *t)
         return st;
     const char *k;
     json_t *v;
-    json_object_foreach(root, k, v) {
+    json_object_foreach (root, k, v) {
         bool ok = false;
         for (int i = 0; known[i] && !ok; i++)
             ok = strcmp(k, known[i]) == 0;
-        if (!ok && (st = note(t, "egg field \"%.64s\" not imported: unknown to Warden", k)) != WD_OK)
+        if (!ok &&
+            (st = note(t, "egg field \"%.64s\" not imported: unknown to Warden", k)) != WD_OK)
             return st;
     }
     return WD_OK;
@@ -2714,7 +2770,8 @@ wd_status wd_template_parse_json(const char *json, size_t len, Warden__V1__Templ
     json_t *ver = json_is_object(meta) ? json_object_get(meta, "version") : NULL;
     if (json_is_string(ver) && strncmp(json_string_value(ver), "PTDL_", 5) == 0) {
         if (strcmp(json_string_value(ver), "PTDL_v2") != 0) {
-            st = WD_ERR(WD_ERR_UNSUPPORTED, "egg format %.32s is not supported: export it as PTDL_v2",
+            st = WD_ERR(WD_ERR_UNSUPPORTED,
+                        "egg format %.32s is not supported: export it as PTDL_v2",
                         json_string_value(ver));
             goto out;
         }

@@ -10,7 +10,7 @@
  *   warden-shim --id SERVER_ID --run-dir DIR --cwd DIR [--uid N --gid N]
  *               [--cgroup-procs FILE]... [--ring-bytes N] [--max-line N]
  *               [--ready-fd FD] [--env K=V]... [--rows N --cols N]
- *               [--ack-timeout-s N] -- PROGRAM ARGS...
+ *               [--partial-ms N] [--ack-timeout-s N] -- PROGRAM ARGS...
  *
  * Exit status: 0 after the game exited and the agent acknowledged it (or
  * the acknowledgement timed out), 1 when setup failed, 2 on usage errors. */
@@ -37,7 +37,7 @@ static const char usage_text[] =
     "usage: warden-shim --id SERVER_ID --run-dir DIR --cwd DIR [--uid N --gid N]\n"
     "                   [--cgroup-procs FILE]... [--ring-bytes N] [--max-line N]\n"
     "                   [--ready-fd FD] [--env K=V]... [--rows N --cols N]\n"
-    "                   [--ack-timeout-s N] -- PROGRAM ARGS...\n"
+    "                   [--partial-ms N] [--ack-timeout-s N] -- PROGRAM ARGS...\n"
     "\n"
     "  --id            server id (logs only)\n"
     "  --run-dir       directory for shim.sock, shim.pid and exit (created 0700)\n"
@@ -49,13 +49,15 @@ static const char usage_text[] =
     "  --ready-fd      write \"ok SHIM_PID CHILD_PID\" or \"error MESSAGE\" here\n"
     "  --env           the game's environment, exactly these entries (repeatable)\n"
     "  --rows/--cols   terminal size (default 50x200)\n"
+    "  --partial-ms    an unterminated line is shown after this quiet time\n"
+    "                  (default 10)\n"
     "  --ack-timeout-s exit this long after the game did if no agent acknowledges\n"
     "                  (default 86400)\n";
 
 typedef struct {
     const char *id, *run_dir, *cwd;
     long uid, gid;
-    long ring_bytes, max_line, ready_fd, rows, cols, ack_timeout_s;
+    long ring_bytes, max_line, ready_fd, rows, cols, partial_ms, ack_timeout_s;
     char **procs;
     size_t nprocs;
     char **env;
@@ -84,7 +86,7 @@ static wd_status parse_num(const char *flag, const char *v, long min, long max, 
 static wd_status parse_args(int argc, char **argv, options *o)
 {
     enum { O_ID = 1, O_RUN, O_CWD, O_UID, O_GID, O_CG, O_RING, O_MAXLINE, O_READY, O_ENV, O_ROWS,
-           O_COLS, O_ACK, O_HELP };
+           O_COLS, O_PARTIAL, O_ACK, O_HELP };
     static const struct option longopts[] = {
         {"id", required_argument, NULL, O_ID},
         {"run-dir", required_argument, NULL, O_RUN},
@@ -98,6 +100,7 @@ static wd_status parse_args(int argc, char **argv, options *o)
         {"env", required_argument, NULL, O_ENV},
         {"rows", required_argument, NULL, O_ROWS},
         {"cols", required_argument, NULL, O_COLS},
+        {"partial-ms", required_argument, NULL, O_PARTIAL},
         {"ack-timeout-s", required_argument, NULL, O_ACK},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -150,6 +153,9 @@ static wd_status parse_args(int argc, char **argv, options *o)
             break;
         case O_COLS:
             st = parse_num("cols", optarg, 1, 65535, &o->cols);
+            break;
+        case O_PARTIAL:
+            st = parse_num("partial-ms", optarg, 1, 60000, &o->partial_ms);
             break;
         case O_ACK:
             st = parse_num("ack-timeout-s", optarg, 0, 365L * 86400L, &o->ack_timeout_s);
@@ -235,7 +241,7 @@ int main(int argc, char **argv)
     wd_log_set_component("shim");
     options o = {.uid = -1, .gid = -1, .ring_bytes = DEFAULT_RING_BYTES,
                  .max_line = DEFAULT_MAX_LINE, .ready_fd = -1, .rows = 50, .cols = 200,
-                 .ack_timeout_s = DEFAULT_ACK_TIMEOUT_S};
+                 .partial_ms = WD_SUP_PARTIAL_MS, .ack_timeout_s = DEFAULT_ACK_TIMEOUT_S};
     wd_supervisor *sup = NULL;
     int rc = 1;
     char line[1024];
@@ -271,6 +277,7 @@ int main(int argc, char **argv)
                  .argv = o.argv},
         .ring_bytes = (size_t)o.ring_bytes,
         .max_line = (size_t)o.max_line,
+        .partial_ms = (int)o.partial_ms,
         .ack_timeout_ms = (int64_t)o.ack_timeout_s * 1000,
     };
     st = wd_supervisor_create(&sup, &cfg);

@@ -3,7 +3,7 @@
  * One poll(2) loop over at most four descriptors: a signalfd (SIGCHLD,
  * SIGTERM, SIGINT), the listening socket, the pty master and the current
  * agent connection. Everything is non-blocking. The only timers are the
- * partial-line flush (WD_SUP_PARTIAL_MS after the last pty byte), the 10 ms
+ * partial-line flush (partial_ms after the last pty byte), the 10 ms
  * tick while the game's tree is being killed after its exit, and the
  * EXIT_ACK deadline.
  *
@@ -239,31 +239,40 @@ static bool queue_lines(wd_supervisor *s)
     return true;
 }
 
+static bool pump_has_more(const wd_supervisor *s)
+{
+    const conn *c = s->c;
+    return c->cursor < wd_ring_next(s->ring) || (s->state == GAME_EXITED && !c->exit_sent);
+}
+
 /* Sends the attached agent everything it has not seen, as far as the socket
- * takes it, and EXIT once the game is gone and every line went out. */
+ * takes it, and EXIT once the game is gone and every line went out. Stops
+ * only when the socket is full (POLLOUT resumes it) or nothing is left:
+ * once the game is gone no new output would call it again. */
 static void pump(wd_supervisor *s)
 {
     conn *c = s->c;
     if (c == NULL || !c->attached)
         return;
-    while (c->out_len - c->out_off < PUMP_HIGH) {
-        if (c->cursor < wd_ring_next(s->ring)) {
-            if (!queue_lines(s)) {
+    for (;;) {
+        while (c->out_len - c->out_off < PUMP_HIGH && pump_has_more(s)) {
+            bool ok;
+            if (c->cursor < wd_ring_next(s->ring)) {
+                ok = queue_lines(s);
+            } else {
+                ok = queue_exit(s);
+                c->exit_sent = ok;
+            }
+            if (!ok) {
                 conn_close(s, "out of memory");
                 return;
             }
-            continue;
         }
-        if (s->state == GAME_EXITED && !c->exit_sent) {
-            if (!queue_exit(s)) {
-                conn_close(s, "out of memory");
-                return;
-            }
-            c->exit_sent = true;
-        }
-        break;
+        if (!conn_flush(s))
+            return; /* closed */
+        if (c->out_off < c->out_len || !pump_has_more(s))
+            return;
     }
-    conn_flush(s);
 }
 
 /* ---- game control ------------------------------------------------------- */
@@ -651,7 +660,7 @@ wd_status wd_supervisor_run(wd_supervisor *s)
         }
         int64_t deadline = -1;
         if (!s->pty_eof && wd_ring_partial_pending(s->ring))
-            deadline = s->pty_last_ms + WD_SUP_PARTIAL_MS;
+            deadline = s->pty_last_ms + s->cfg.partial_ms;
         if (s->state == GAME_REAPING)
             deadline = min_deadline(deadline, now + REAP_TICK_MS);
         if (s->state == GAME_EXITED)
@@ -708,11 +717,11 @@ wd_status wd_supervisor_run(wd_supervisor *s)
             }
         }
         if (!s->pty_eof && wd_ring_partial_pending(s->ring) &&
-            now >= s->pty_last_ms + WD_SUP_PARTIAL_MS) {
+            now >= s->pty_last_ms + s->cfg.partial_ms) {
             /* Read once more: the deadline may have raced with new bytes. */
             read_pty(s, now);
             if (!s->pty_eof && wd_ring_partial_pending(s->ring) &&
-                now >= s->pty_last_ms + WD_SUP_PARTIAL_MS) {
+                now >= s->pty_last_ms + s->cfg.partial_ms) {
                 wd_ring_flush_partial(s->ring, false);
                 pump(s);
             }

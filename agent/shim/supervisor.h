@@ -6,7 +6,7 @@
  * poll loop that:
  *   - drains the pty into the line ring and, whenever a read drains, sends
  *     every new line to the attached agent (no batching timer); a quiet
- *     unterminated line is flushed as PARTIAL after WD_SUP_PARTIAL_MS;
+ *     unterminated line is flushed as PARTIAL after partial_ms;
  *   - never lets the agent slow the game down: socket writes are
  *     non-blocking with a per-connection cursor into the ring, which keeps
  *     the lines a slow agent has not taken (until they are evicted, which
@@ -29,7 +29,7 @@
 #include "game.h"
 #include "status.h"
 
-#define WD_SUP_PARTIAL_MS 10
+#define WD_SUP_PARTIAL_MS 10 /* default quiet time before a partial line is shown */
 
 typedef struct {
     const char *id;      /* server id, for logs */
@@ -37,6 +37,7 @@ typedef struct {
     wd_game_cfg game;
     size_t ring_bytes;
     size_t max_line;
+    int partial_ms;         /* quiet time before an unterminated line is flushed */
     int64_t ack_timeout_ms; /* how long to wait for EXIT_ACK after the exit */
 } wd_supervisor_cfg;
 

@@ -300,17 +300,19 @@ bool wd_watch_wait_state(wd_watch *w, int state, int timeout_ms)
 
 bool wd_watch_wait_line(wd_watch *w, const char *text, int timeout_ms)
 {
-    for (int t = 0; t <= timeout_ms; t += 10) {
+    for (int t = 0;; t += 1) {
         pthread_mutex_lock(&w->mu);
         bool seen = false;
-        for (size_t i = 0; i < w->nlines && !seen; i++)
-            seen = strstr(w->lines[i], text) != NULL;
+        /* Newest first: callers wait for what they just caused. */
+        for (size_t i = w->nlines; i > 0 && !seen; i--)
+            seen = strstr(w->lines[i - 1], text) != NULL;
         pthread_mutex_unlock(&w->mu);
         if (seen)
             return true;
-        usleep(10000);
+        if (t >= timeout_ms)
+            return false;
+        usleep(1000);
     }
-    return false;
 }
 
 size_t wd_watch_count_prefix(wd_watch *w, const char *prefix)
@@ -327,6 +329,12 @@ size_t wd_watch_count_prefix(wd_watch *w, const char *prefix)
 
 wd_status wd_fx_create(wd_fx *fx, const char *template_path, const char *const *vars,
                        char id[37])
+{
+    return wd_fx_create_ex(fx, template_path, vars, NULL, id);
+}
+
+wd_status wd_fx_create_ex(wd_fx *fx, const char *template_path, const char *const *vars,
+                          Warden__V1__Limits *limits, char id[37])
 {
     char *text = NULL;
     size_t len = 0;
@@ -356,6 +364,7 @@ wd_status wd_fx_create(wd_fx *fx, const char *template_path, const char *const *
     }
     spec.n_variables = n;
     spec.variables = ep;
+    spec.limits = limits;
     Warden__V1__SyncRequest req = WARDEN__V1__SYNC_REQUEST__INIT;
     req.spec = &spec;
     ProtobufCMessage *reply = NULL;

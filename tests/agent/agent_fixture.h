@@ -62,6 +62,8 @@ size_t wd_watch_count_prefix(wd_watch *w, const char *prefix);
  * returns the status of the sync reply. id receives the new UUID. */
 wd_status wd_fx_create(wd_fx *fx, const char *template_path, const char *const *vars,
                        char id[37]);
+wd_status wd_fx_create_ex(wd_fx *fx, const char *template_path, const char *const *vars,
+                          Warden__V1__Limits *limits, char id[37]);
 /* Sends a request and returns the reply status; *reply kept if non-NULL. */
 wd_status wd_fx_request(wd_fx *fx, const char *server_id, const char *op,
                         const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,

@@ -278,7 +278,8 @@ static void test_parse_errors_structure(void)
                 "unterminated single quote");
     parse_fails("{'format':'warden/v1','id':'x','startup':'/bin/echo \\\"a'}",
                 "unterminated double quote");
-    parse_fails("{'format':'warden/v1','id':'x','startup':'/bin/echo a\\\\'}", "trailing backslash");
+    parse_fails("{'format':'warden/v1','id':'x','startup':'/bin/echo a\\\\'}",
+                "trailing backslash");
     parse_fails("{'format':'warden/v1','id':'x','startup':'/bin/true','name':['n']}",
                 "name: expected a string");
     parse_fails("{'format':'warden/v1','id':'x','startup':'/bin/true','done':['a','b']}",
@@ -295,7 +296,8 @@ static void test_parse_errors_structure(void)
     parse_fails(HEAD ",'stop':{'command':'say a\\nquit'},'variables':[{'name':'P'}]}",
                 "stop.command: contains control characters");
     parse_fails(HEAD ",'done':'a\\rb','variables':[{'name':'P'}]}", "done: contains control");
-    parse_fails(HEAD ",'install':'echo','variables':[{'name':'P'}]}", "install: expected an object");
+    parse_fails(HEAD ",'install':'echo','variables':[{'name':'P'}]}",
+                "install: expected an object");
     parse_fails(HEAD ",'install':{'script':'x','interpreter':'sh'},'variables':[{'name':'P'}]}",
                 "install.interpreter");
     parse_fails(HEAD ",'install':{'script':1},'variables':[{'name':'P'}]}",
@@ -324,18 +326,22 @@ static void test_parse_errors_variables(void)
     parse_fails(VARS("{'name':'P'},{'name':'P'}"), "P declared twice");
     parse_fails(VARS("{'name':'P','type':'float'}"), "variables[0].type: expected");
     parse_fails(VARS("{'name':'P','type':3}"), "variables[0].type");
-    parse_fails(VARS("{'name':'P','required':'true'}"), "variables[0].required: expected true or false");
+    parse_fails(VARS("{'name':'P','required':'true'}"),
+                "variables[0].required: expected true or false");
     parse_fails(VARS("{'name':'P','secret':1}"), "variables[0].secret");
     parse_fails(VARS("{'name':'P','default':1.5}"), "variables[0].default: expected a string");
     parse_fails(VARS("{'name':'P','default':null}"), "variables[0].default");
     parse_fails(VARS("{'name':'P','min':1}"), "variables[0].min: only integer variables");
-    parse_fails(VARS("{'name':'P','type':'integer','min':'1'}"), "variables[0].min: expected an integer");
-    parse_fails(VARS("{'name':'P','type':'integer','min':1.0}"), "variables[0].min: expected an integer");
+    parse_fails(VARS("{'name':'P','type':'integer','min':'1'}"),
+                "variables[0].min: expected an integer");
+    parse_fails(VARS("{'name':'P','type':'integer','min':1.0}"),
+                "variables[0].min: expected an integer");
     parse_fails(VARS("{'name':'P','type':'integer','min':5,'max':1}"), "min is greater than max");
     parse_fails(VARS("{'name':'P','type':'integer','max_length':3}"),
                 "variables[0].max_length: only string variables");
     parse_fails(VARS("{'name':'P','max_length':5000}"), "variables[0].max_length: must be between");
-    parse_fails(VARS("{'name':'P','type':'boolean','pattern':'a'}"), "variables[0].pattern: only string");
+    parse_fails(VARS("{'name':'P','type':'boolean','pattern':'a'}"),
+                "variables[0].pattern: only string");
     parse_fails(VARS("{'name':'P','pattern':'([a-z'}"), "pattern does not compile");
     parse_fails(VARS("{'name':'P','pattern':'(a)\\\\1'}"), "back-reference");
     parse_fails(VARS("{'name':'P','type':'enum'}"), "an enum needs 1 to 64 options");
@@ -353,7 +359,8 @@ static void test_parse_errors_variables(void)
     parse_fails(VARS("{'name':'P','type':'enum','default':'z','options':['a','b']}"),
                 "must be one of: a, b");
     parse_fails(VARS("{'name':'P','default':'abcdef','max_length':3}"), "longer than 3 characters");
-    parse_fails(VARS("{'name':'P','default':'ABC','pattern':'^[a-z]+$'}"), "does not match the pattern");
+    parse_fails(VARS("{'name':'P','default':'ABC','pattern':'^[a-z]+$'}"),
+                "does not match the pattern");
     parse_fails(VARS("{'name':'P','default':'a\\tb'}"), "control characters");
     /* a required variable may have no default: it must then be given */
     Warden__V1__Template *t = parse_ok(VARS("{'name':'P','required':true}"));
@@ -367,14 +374,16 @@ static void test_parse_errors_refs_and_files(void)
     /* quoting cannot hide a placeholder from validation */
     parse_fails("{'format':'warden/v1','id':'x','startup':'/bin/true \\u0027{{NO\\u0027PE}}'}",
                 "startup: unknown variable {{NOPE}}");
-    parse_fails("{'format':'warden/v1','id':'x','startup':'/bin/true {{server.build.default.port}}'}",
-                "unsupported placeholder {{server.build.default.port}}");
-    parse_fails(HEAD ",'config_files':[{'path':'a','content':'x={{Q}}'}],'variables':[{'name':'P'}]}",
+    parse_fails(
+        "{'format':'warden/v1','id':'x','startup':'/bin/true {{server.build.default.port}}'}",
+        "unsupported placeholder {{server.build.default.port}}");
+    parse_fails(HEAD
+                ",'config_files':[{'path':'a','content':'x={{Q}}'}],'variables':[{'name':'P'}]}",
                 "config_files[0].content: unknown variable {{Q}}");
     parse_fails(HEAD ",'environment':{'A':'{{Q}}'},'variables':[{'name':'P'}]}",
                 "environment.A: unknown variable {{Q}}");
     static const char *const bad_paths[] = {"../x", "/etc/passwd", "a/../../x", "a//b", "a/",
-                                            "", "a\\nb", "..", NULL};
+                                            "",     "a\\nb",       "..",        NULL};
     for (int i = 0; bad_paths[i]; i++) {
         char buf[512];
         snprintf(buf, sizeof buf,
@@ -524,33 +533,39 @@ static void test_hostile_limits(void)
     parse_fails(VARS("{'name':'P','type':'integer','min':1e400}"), "invalid JSON");
     parse_fails(HEAD ",'stop':{'grace_seconds':9223372036854775807},'variables':[{'name':'P'}]}",
                 "grace_seconds");
-    Warden__V1__Template *ok =
-        parse_ok(VARS("{'name':'P','type':'integer','min':-9223372036854775808,'max':9223372036854775807,"
-                      "'default':'-9223372036854775808'}"));
+    Warden__V1__Template *ok = parse_ok(
+        VARS("{'name':'P','type':'integer','min':-9223372036854775808,'max':9223372036854775807,"
+             "'default':'-9223372036854775808'}"));
     CU_ASSERT_EQUAL(resolve1(ok, "P", "9223372036854775807"), WD_OK);
     CU_ASSERT_EQUAL(resolve1(ok, "P", "9223372036854775808"), WD_ERR_INVALID);
     CU_ASSERT_EQUAL(resolve1(ok, "P", "-99999999999999999999999"), WD_ERR_INVALID);
     wd_template_free(&ok);
     /* embedded NULs: raw, escaped, and after the document */
-    static const char raw[] = "{\"format\":\"warden/v1\",\"id\":\"x\0y\",\"startup\":\"/bin/true\"}";
+    static const char raw[] =
+        "{\"format\":\"warden/v1\",\"id\":\"x\0y\",\"startup\":\"/bin/true\"}";
     CU_ASSERT_EQUAL(wd_template_parse_json(raw, sizeof raw - 1, &t), WD_ERR_INVALID);
-    static const char tail[] = "{\"format\":\"warden/v1\",\"id\":\"x\",\"startup\":\"/bin/true\"}\0{";
+    static const char tail[] =
+        "{\"format\":\"warden/v1\",\"id\":\"x\",\"startup\":\"/bin/true\"}\0{";
     CU_ASSERT_EQUAL(wd_template_parse_json(tail, sizeof tail - 1, &t), WD_ERR_INVALID);
     parse_fails("{'format':'warden/v1','id':'x','startup':'/bin/true\\u0000 rm'}", "invalid JSON");
     /* too many variables / files / options; overlong values */
     size_t cap = 70 * 64 + 256;
     char *s = malloc(cap);
-    size_t used = (size_t)snprintf(s, cap, "%s", "{'format':'warden/v1','id':'x','startup':'/bin/true','variables':[");
+    size_t used = (size_t)snprintf(
+        s, cap, "%s", "{'format':'warden/v1','id':'x','startup':'/bin/true','variables':[");
     for (int i = 0; i < WD_TEMPLATE_MAX_VARS + 1; i++)
         used += (size_t)snprintf(s + used, cap - used, "%s{'name':'V%d'}", i ? "," : "", i);
     snprintf(s + used, cap - used, "]}");
     parse_fails(s, "variables: more than 64");
-    used = (size_t)snprintf(s, cap, "%s", "{'format':'warden/v1','id':'x','startup':'/bin/true','config_files':[");
+    used = (size_t)snprintf(
+        s, cap, "%s", "{'format':'warden/v1','id':'x','startup':'/bin/true','config_files':[");
     for (int i = 0; i < WD_TEMPLATE_MAX_FILES + 1; i++)
         used += (size_t)snprintf(s + used, cap - used, "%s{'path':'f%d'}", i ? "," : "", i);
     snprintf(s + used, cap - used, "]}");
     parse_fails(s, "config_files: more than 64");
-    used = (size_t)snprintf(s, cap, "%s", "{'format':'warden/v1','id':'x','startup':'/bin/true','variables':[{'name':'E','type':'enum','options':[");
+    used = (size_t)snprintf(s, cap, "%s",
+                            "{'format':'warden/v1','id':'x','startup':'/bin/"
+                            "true','variables':[{'name':'E','type':'enum','options':[");
     for (int i = 0; i < 65; i++)
         used += (size_t)snprintf(s + used, cap - used, "%s'o%d'", i ? "," : "", i);
     snprintf(s + used, cap - used, "]}]}");
@@ -558,7 +573,9 @@ static void test_hostile_limits(void)
     free(s);
     size_t vl = WD_TEMPLATE_MAX_VALUE + 1;
     char *longval = malloc(vl + 200);
-    int k = snprintf(longval, 200, "%s", "{'format':'warden/v1','id':'x','startup':'/bin/true','variables':[{'name':'L','default':'");
+    int k = snprintf(longval, 200, "%s",
+                     "{'format':'warden/v1','id':'x','startup':'/bin/"
+                     "true','variables':[{'name':'L','default':'");
     memset(longval + k, 'a', vl);
     snprintf(longval + k + vl, 200, "'}]}");
     parse_fails(longval, "value longer than 4096 bytes");
@@ -645,8 +662,19 @@ static void test_resolve_integer(void)
         parse_ok(VARS("{'name':'P','type':'integer','default':'5556','min':1024,'max':65535}"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     static const char *const good[] = {"1024", "65535", "27015", "01024", NULL};
-    static const char *const bad[] = {"abc", "1.5", " 2000", "2000 ", "+2000", "0x500", "1023",
-                                      "65536", "-1", "-", "99999999999999999999", "2e3", NULL};
+    static const char *const bad[] = {"abc",
+                                      "1.5",
+                                      " 2000",
+                                      "2000 ",
+                                      "+2000",
+                                      "0x500",
+                                      "1023",
+                                      "65536",
+                                      "-1",
+                                      "-",
+                                      "99999999999999999999",
+                                      "2e3",
+                                      NULL};
     for (int i = 0; good[i]; i++)
         CU_ASSERT_EQUAL(resolve1(t, "P", good[i]), WD_OK);
     for (int i = 0; bad[i]; i++) {
@@ -668,13 +696,13 @@ static void test_resolve_integer(void)
 
 static void test_resolve_string(void)
 {
-    Warden__V1__Template *t = parse_ok(
-        VARS("{'name':'P','default':'abc','max_length':3,'pattern':'[a-zé]+'},"
-             "{'name':'ALT','default':'ab','pattern':'a|ab'},"
-             "{'name':'ANY','default':''}"));
+    Warden__V1__Template *t =
+        parse_ok(VARS("{'name':'P','default':'abc','max_length':3,'pattern':'[a-zé]+'},"
+                      "{'name':'ALT','default':'ab','pattern':'a|ab'},"
+                      "{'name':'ANY','default':''}"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT_EQUAL(resolve1(t, "P", "xyz"), WD_OK);
-    CU_ASSERT_EQUAL(resolve1(t, "P", "éé"), WD_OK);   /* characters, not bytes */
+    CU_ASSERT_EQUAL(resolve1(t, "P", "éé"), WD_OK); /* characters, not bytes */
     CU_ASSERT_EQUAL(resolve1(t, "P", "ééé"), WD_OK);
     CU_ASSERT_EQUAL(resolve1(t, "P", "éééé"), WD_ERR_INVALID);
     CU_ASSERT(msg_has("longer than 3 characters"));
@@ -692,8 +720,8 @@ static void test_resolve_string(void)
     CU_ASSERT_EQUAL(resolve1(t, "ANY", "a\x1b[31m"), WD_ERR_INVALID);
     CU_ASSERT_EQUAL(resolve1(t, "ANY", "\xff\xfe"), WD_ERR_INVALID);
     CU_ASSERT(msg_has("UTF-8"));
-    CU_ASSERT_EQUAL(resolve1(t, "ANY", "\xc0\xaf"), WD_ERR_INVALID);      /* overlong '/' */
-    CU_ASSERT_EQUAL(resolve1(t, "ANY", "\xed\xa0\x80"), WD_ERR_INVALID);  /* surrogate */
+    CU_ASSERT_EQUAL(resolve1(t, "ANY", "\xc0\xaf"), WD_ERR_INVALID);     /* overlong '/' */
+    CU_ASSERT_EQUAL(resolve1(t, "ANY", "\xed\xa0\x80"), WD_ERR_INVALID); /* surrogate */
     char *big = malloc(WD_TEMPLATE_MAX_VALUE + 2);
     memset(big, 'a', WD_TEMPLATE_MAX_VALUE + 1);
     big[WD_TEMPLATE_MAX_VALUE + 1] = '\0';
@@ -706,10 +734,10 @@ static void test_resolve_string(void)
 
 static void test_resolve_bool_enum_required(void)
 {
-    Warden__V1__Template *t = parse_ok(
-        VARS("{'name':'P','type':'boolean','default':'false'},"
-             "{'name':'E','type':'enum','default':'dm','options':['dm','ctf']},"
-             "{'name':'R','required':true}"));
+    Warden__V1__Template *t =
+        parse_ok(VARS("{'name':'P','type':'boolean','default':'false'},"
+                      "{'name':'E','type':'enum','default':'dm','options':['dm','ctf']},"
+                      "{'name':'R','required':true}"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     static const char *const bools[] = {"true", "false", "1", "0", NULL};
     for (int i = 0; bools[i]; i++)
@@ -774,8 +802,8 @@ static char *render(const char *text, const wd_kv *kv, size_t n)
 
 static void test_render(void)
 {
-    wd_kv kv[] = {{(char *)"A", (char *)"1"}, {(char *)"B", (char *)"{{A}}"},
-                  {(char *)"EMPTY", (char *)""}};
+    wd_kv kv[] = {
+        {(char *)"A", (char *)"1"}, {(char *)"B", (char *)"{{A}}"}, {(char *)"EMPTY", (char *)""}};
     struct {
         const char *in, *out;
     } cases[] = {
@@ -806,7 +834,8 @@ static void test_render(void)
     CU_ASSERT(msg_has("unknown variable {{NOPE}}"));
     CU_ASSERT_PTR_NULL(out);
     CU_ASSERT_EQUAL(wd_template_render("{{a}}", kv, 3, &out), WD_ERR_INVALID); /* case matters */
-    CU_ASSERT_EQUAL(wd_template_render("{{server.build.default.port}}", kv, 3, &out), WD_ERR_INVALID);
+    CU_ASSERT_EQUAL(wd_template_render("{{server.build.default.port}}", kv, 3, &out),
+                    WD_ERR_INVALID);
     CU_ASSERT(msg_has("unsupported placeholder"));
     CU_ASSERT_EQUAL(wd_template_render("{{config.docker.interface}}", kv, 3, &out), WD_ERR_INVALID);
     CU_ASSERT_EQUAL(wd_template_render("no vars", NULL, 0, &out), WD_OK);
@@ -867,9 +896,9 @@ static void test_argv_no_injection(void)
                 (const char *const[]){"/usr/bin/game", "--name", "a b; rm -rf /", NULL});
     expect_argv("/usr/bin/game {{Q}}", kv, 5,
                 (const char *const[]){"/usr/bin/game", "' \" \\ $(reboot) `id` \t", NULL});
-    expect_argv("game --port={{PORT}} '{{NAME}}' \"x {{NAME}} y\"", kv, 5,
-                (const char *const[]){"game", "--port=27015", "a b; rm -rf /", "x a b; rm -rf / y",
-                                      NULL});
+    expect_argv(
+        "game --port={{PORT}} '{{NAME}}' \"x {{NAME}} y\"", kv, 5,
+        (const char *const[]){"game", "--port=27015", "a b; rm -rf /", "x a b; rm -rf / y", NULL});
     /* an empty value is still one (empty) argument, never a dropped one */
     expect_argv("game --motd {{EMPTY}} --x", kv, 5,
                 (const char *const[]){"game", "--motd", "", "--x", NULL});
@@ -878,7 +907,8 @@ static void test_argv_no_injection(void)
 
     char **argv = (char **)1;
     int argc = 7;
-    CU_ASSERT_EQUAL(wd_template_build_argv("game {{UNKNOWN}}", kv, 5, &argv, &argc), WD_ERR_INVALID);
+    CU_ASSERT_EQUAL(wd_template_build_argv("game {{UNKNOWN}}", kv, 5, &argv, &argc),
+                    WD_ERR_INVALID);
     CU_ASSERT(msg_has("unknown variable {{UNKNOWN}}"));
     CU_ASSERT_PTR_NULL(argv);
     CU_ASSERT_EQUAL(argc, 0);
@@ -922,10 +952,10 @@ static void test_argv_from_template(void)
 
 static void test_path_rel_ok(void)
 {
-    static const char *const good[] = {"a", "a/b", "a/b.c", ".hidden", "a/.b/c", "...", "a..b",
-                                       "x/y/z/w", "sp ace", "é", NULL};
-    static const char *const bad[] = {"", "/", "/a", "..", "../a", "a/..", "a/../b", "a//b", "a/",
-                                      "a\nb", "a\tb", "a\x7f", "\x01", NULL};
+    static const char *const good[] = {"a",    "a/b",     "a/b.c",  ".hidden", "a/.b/c", "...",
+                                       "a..b", "x/y/z/w", "sp ace", "é",       NULL};
+    static const char *const bad[] = {"",     "/",  "/a",   "..",   "../a",  "a/..", "a/../b",
+                                      "a//b", "a/", "a\nb", "a\tb", "a\x7f", "\x01", NULL};
     for (int i = 0; good[i]; i++) {
         if (!wd_path_rel_ok(good[i]))
             fprintf(stderr, "\n  rel_ok refused \"%s\"\n", good[i]);
@@ -1002,7 +1032,8 @@ static void test_path_write_ok(void)
     CU_ASSERT(s && strcmp(s, "d") == 0);
     free(s);
     CU_ASSERT_EQUAL(wd_path_write_confined(root, "x", "d", 1, 04755), WD_ERR_INVALID);
-    CU_ASSERT_EQUAL(wd_path_write_confined("/nonexistent/warden", "x", "d", 1, 0644), WD_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(wd_path_write_confined("/nonexistent/warden", "x", "d", 1, 0644),
+                    WD_ERR_NOT_FOUND);
 }
 
 /* Builds root/ and outside/ with the usual tricks:
@@ -1070,8 +1101,8 @@ static unsigned run_tricks(const char *root, const char *outside)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         wd_status st = wd_path_write_confined(root, cases[i].rel, "pwned", 5, 0644);
         if (st != cases[i].want) {
-            fprintf(stderr, "\n  write \"%s\": %s (%s), want %s\n", cases[i].rel,
-                    wd_status_str(st), wd_err_msg(), wd_status_str(cases[i].want));
+            fprintf(stderr, "\n  write \"%s\": %s (%s), want %s\n", cases[i].rel, wd_status_str(st),
+                    wd_err_msg(), wd_status_str(cases[i].want));
             bad |= 1u << i;
         }
     }
@@ -1180,9 +1211,9 @@ static void test_egg_blockcraft(void)
     CU_ASSERT_STRING_EQUAL(t->name, "Blockcraft Vanilla");
     CU_ASSERT_STRING_EQUAL(t->author, "eggs@blockcraft.example.org");
     CU_ASSERT(strncmp(t->description, "A vanilla block-building", 24) == 0);
-    CU_ASSERT_STRING_EQUAL(t->startup,
-                           "java -Xms128M -Xmx{{SERVER_MEMORY}}M -Dterminal.jline=false "
-                           "-Dterminal.ansi=true -jar {{SERVER_JARFILE}} nogui --port {{SERVER_PORT}}");
+    CU_ASSERT_STRING_EQUAL(
+        t->startup, "java -Xms128M -Xmx{{SERVER_MEMORY}}M -Dterminal.jline=false "
+                    "-Dterminal.ansi=true -jar {{SERVER_JARFILE}} nogui --port {{SERVER_PORT}}");
     CU_ASSERT_STRING_EQUAL(t->stop_command, "stop");
     CU_ASSERT_STRING_EQUAL(t->done_pattern, ")! For help, type ");
     CU_ASSERT_STRING_EQUAL(t->install_interpreter, "/bin/bash");
@@ -1223,10 +1254,13 @@ static void test_egg_blockcraft(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(v);
     CU_ASSERT_STRING_EQUAL(v->default_value, "1024");
 
-    CU_ASSERT(has_note(t, "{{server.build.default.port}} and {{SERVER_PORT}} are Pterodactyl built-ins"));
+    CU_ASSERT(
+        has_note(t, "{{server.build.default.port}} and {{SERVER_PORT}} are Pterodactyl built-ins"));
     CU_ASSERT(has_note(t, "mapped to the variable SERVER_MEMORY"));
-    CU_ASSERT(has_note(t, "docker_images (Java 21, Java 17) not imported: Warden runs games from the host under bubblewrap"));
-    CU_ASSERT(has_note(t, "scripts.installation.container (ghcr.io/blockcraft/installers:debian) not imported"));
+    CU_ASSERT(has_note(t, "docker_images (Java 21, Java 17) not imported: Warden runs games from "
+                          "the host under bubblewrap"));
+    CU_ASSERT(has_note(
+        t, "scripts.installation.container (ghcr.io/blockcraft/installers:debian) not imported"));
     CU_ASSERT(has_note(t, "config.files not imported (server.properties)"));
     CU_ASSERT(has_note(t, "features (eula, java_version, pid_limit) not imported"));
     CU_ASSERT(has_note(t, "/mnt/server"));
@@ -1307,7 +1341,8 @@ static void test_egg_rules_and_startup(void)
         "{'env_variable':'C','default_value':'abc','rules':'string|alpha_dash|size:3'},"
         "{'env_variable':'D','default_value':'7','rules':'integer|min:5'},"
         "{'env_variable':'E','default_value':'q','rules':'regex:/^(?:q)$/|in:\\\"q\\\",\\\"r\\\"'},"
-        "{'env_variable':'F','default_value':null,'user_viewable':1,'rules':'nullable|string|email|digits:3'}"));
+        "{'env_variable':'F','default_value':null,'user_viewable':1,'rules':'nullable|string|email|"
+        "digits:3'}"));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     const Warden__V1__TemplateVariable *v = var(t, "A");
     CU_ASSERT_EQUAL(v->type, WARDEN__V1__VARIABLE_TYPE__VAR_INTEGER);
@@ -1336,7 +1371,8 @@ static void test_egg_rules_and_startup(void)
     /* startup rewrites: undeclared names, P_SERVER_UUID, shell syntax */
     t = parse_ok(EGG("cd x && ./srv --id {{P_SERVER_UUID}} --tz {{TZ}} > log.txt; echo $HOME", ""));
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
-    CU_ASSERT_STRING_EQUAL(t->startup, "cd x && ./srv --id {{SERVER_ID}} --tz {{TZ}} > log.txt; echo $HOME");
+    CU_ASSERT_STRING_EQUAL(t->startup,
+                           "cd x && ./srv --id {{SERVER_ID}} --tz {{TZ}} > log.txt; echo $HOME");
     CU_ASSERT_PTR_NOT_NULL(var(t, "TZ"));
     CU_ASSERT(has_note(t, "startup uses {{TZ}}, which the egg does not declare"));
     CU_ASSERT(has_note(t, "shell syntax (&& ; > $)"));
@@ -1344,7 +1380,8 @@ static void test_egg_rules_and_startup(void)
     wd_template_free(&t);
 
     /* ids are slugs of the name */
-    t = parse_ok("{'meta':{'version':'PTDL_v2'},'name':'  Counter-Strike: Source (64 bit)!! ','startup':'./srcds'}");
+    t = parse_ok("{'meta':{'version':'PTDL_v2'},'name':'  Counter-Strike: Source (64 bit)!! "
+                 "','startup':'./srcds'}");
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT_STRING_EQUAL(t->id, "counter-strike-source-64-bit");
     wd_template_free(&t);
@@ -1363,18 +1400,23 @@ static void test_egg_errors(void)
     CU_ASSERT(msg_has("PTDL_v2"));
     parse_fails("{'meta':{'version':'PTDL_v2'},'name':'x'}", "egg startup: required");
     parse_fails("{'meta':{'version':'PTDL_v2'},'startup':'./x'}", "egg name: required");
-    parse_fails("{'meta':{'version':'PTDL_v2'},'name':5,'startup':'./x'}", "egg name: expected a string");
+    parse_fails("{'meta':{'version':'PTDL_v2'},'name':5,'startup':'./x'}",
+                "egg name: expected a string");
     parse_fails("{'meta':{'version':'PTDL_v2'},'name':'x','startup':'./x','variables':{}}",
                 "egg variables: expected an array");
-    parse_fails("{'meta':{'version':'PTDL_v2'},'name':'x','startup':'./x','variables':[{'name':'a'}]}",
-                "variables[0].env_variable");
-    parse_fails("{'meta':{'version':'PTDL_v2'},'name':'x','startup':'./x {{lower}}','variables':[{'env_variable':'lower'}]}",
+    parse_fails(
+        "{'meta':{'version':'PTDL_v2'},'name':'x','startup':'./x','variables':[{'name':'a'}]}",
+        "variables[0].env_variable");
+    parse_fails("{'meta':{'version':'PTDL_v2'},'name':'x','startup':'./x "
+                "{{lower}}','variables':[{'env_variable':'lower'}]}",
                 "must match");
-    parse_fails("{'meta':{'version':'PTDL_v2'},'name':'x','startup':'./x','config':{'startup':'{not json'}}",
+    parse_fails("{'meta':{'version':'PTDL_v2'},'name':'x','startup':'./"
+                "x','config':{'startup':'{not json'}}",
                 "config.startup: not valid JSON");
     parse_fails("{'meta':{'version':'PTDL_v2'},'name':'x','startup':'./x','config':{'stop':['a']}}",
                 "config.stop: expected a string");
-    parse_fails("{'meta':{'version':'PTDL_v2'},'name':'x','startup':'./x','scripts':{'installation':{'entrypoint':'sh -c'}}}",
+    parse_fails("{'meta':{'version':'PTDL_v2'},'name':'x','startup':'./"
+                "x','scripts':{'installation':{'entrypoint':'sh -c'}}}",
                 "entrypoint");
 }
 
@@ -1502,14 +1544,16 @@ static void test_shipped_freeciv(void)
     Warden__V1__Template *t = parse_file("templates/freeciv.json");
     CU_ASSERT_PTR_NOT_NULL_FATAL(t);
     CU_ASSERT_STRING_EQUAL(t->stop_command, "quit");
-    CU_ASSERT(strstr("2: Now accepting new client connections on port 5556.", t->done_pattern) != NULL);
-    wd_kv g[] = {{(char *)"BIND_ADDRESS", (char *)"127.0.0.1"}, {(char *)"SERVER_PORT", (char *)"40001"}};
+    CU_ASSERT(strstr("2: Now accepting new client connections on port 5556.", t->done_pattern) !=
+              NULL);
+    wd_kv g[] = {{(char *)"BIND_ADDRESS", (char *)"127.0.0.1"},
+                 {(char *)"SERVER_PORT", (char *)"40001"}};
     size_t n = 0;
     wd_kv *kv = resolve_all(t, g, 2, &n);
     expect_argv(t->startup, kv, n,
                 (const char *const[]){"/usr/games/freeciv-server", "--port", "40001", "--bind",
-                                      "127.0.0.1", "--Announce", "none", "--exit-on-end",
-                                      "--saves", "saves", "--read", "warden.serv", NULL});
+                                      "127.0.0.1", "--Announce", "none", "--exit-on-end", "--saves",
+                                      "saves", "--read", "warden.serv", NULL});
     char *cfg = render_file(t, "warden.serv", kv, n);
     CU_ASSERT(cfg && strstr(cfg, "\nset aifill 5\n") != NULL);
     free(cfg);
@@ -1637,7 +1681,8 @@ static void test_shipped_testgame_runs(void)
     snprintf(game, sizeof game, "%s/game.sh", dir);
     CU_ASSERT_EQUAL(access(game, R_OK | X_OK), 0);
 
-    wd_kv g[] = {{(char *)"GREETING", (char *)"a b; rm -rf /"}, {(char *)"READY_DELAY_MS", (char *)"0"}};
+    wd_kv g[] = {{(char *)"GREETING", (char *)"a b; rm -rf /"},
+                 {(char *)"READY_DELAY_MS", (char *)"0"}};
     size_t n = 0;
     wd_kv *kv = resolve_all(t, g, 2, &n);
     char **argv = NULL;
@@ -1662,8 +1707,9 @@ static void test_shipped_testgame_runs(void)
     }
 
     const char *const *genv = (const char *const *)env;
-    out = run_game(dir, argv, genv, "echo hello world\nfoo bar\nflood 5000\nlongline 3000\nexit x\nexit 7\n",
-                   &status);
+    out =
+        run_game(dir, argv, genv,
+                 "echo hello world\nfoo bar\nflood 5000\nlongline 3000\nexit x\nexit 7\n", &status);
     static const char head[] = "Test game starting\nGreeting: a b; rm -rf /\nInstance: test\n"
                                "Ready: test game listening\nhello world\nUnknown command: foo bar\n"
                                "flood line 1\n";
