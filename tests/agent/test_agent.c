@@ -153,6 +153,37 @@ static void test_console_flood(void)
     wd_watch_free(w);
 }
 
+static void test_console_rate_limit(void)
+{
+    char id[37];
+    Warden__V1__Limits lim = WARDEN__V1__LIMITS__INIT;
+    lim.console_lines_per_second = 1000;
+    CU_ASSERT_EQUAL_FATAL(wd_fx_create_ex(&fx, wd_fx_template("testgame"), NULL, &lim, id), WD_OK);
+    wd_watch *w = wd_watch_start(&fx, id);
+    Warden__V1__InstallRequest ir = WARDEN__V1__INSTALL_REQUEST__INIT;
+    CU_ASSERT_EQUAL(wd_fx_request(&fx, id, "install", &ir.base, &warden__v1__ack__descriptor, NULL),
+                    WD_OK);
+    CU_ASSERT_FATAL(wd_watch_wait_state(w, ST(OFFLINE), 20000));
+    start_running(id, w);
+    CU_ASSERT_EQUAL(wd_fx_send(&fx, id, "flood 20000"), WD_OK);
+    CU_ASSERT(wd_watch_wait_line(w, "lines are being dropped", 10000)); /* announced */
+    sleep(2); /* refill the bucket so the marker gets through */
+    CU_ASSERT_EQUAL(wd_fx_send(&fx, id, "echo marker-after-flood"), WD_OK);
+    CU_ASSERT(wd_watch_wait_line(w, "marker-after-flood", 5000));
+    /* Every line is either delivered or counted as dropped. */
+    size_t got = wd_watch_count_prefix(w, "flood line");
+    CU_ASSERT(got < 20000);
+    CU_ASSERT(w->dropped > 0);
+    CU_ASSERT_EQUAL(got + w->dropped, 20000);
+    CU_ASSERT_EQUAL(w->gaps, 0);
+    Warden__V1__ServerInfo info;
+    CU_ASSERT_EQUAL(wd_fx_info(&fx, id, &info, NULL), WD_OK);
+    CU_ASSERT_EQUAL(info.console_dropped, w->dropped);
+    CU_ASSERT_EQUAL(wd_fx_power(&fx, id, ACT(KILL)), WD_OK);
+    CU_ASSERT(wd_watch_wait_state(w, ST(OFFLINE), 10000));
+    wd_watch_free(w);
+}
+
 static void test_crash_restart(void)
 {
     char id[37];
@@ -225,12 +256,69 @@ static void test_clean_exit(void)
     CU_ASSERT(wd_fx_agent_clean_exit(&fx));
 }
 
+static const char *write_tmp(const char *name, const char *text)
+{
+    static char path[4][600];
+    static int k;
+    char *p = path[k++ % 4];
+    snprintf(p, sizeof path[0], "%s/%s", wd_h_tmpdir("tpl"), name);
+    FILE *f = fopen(p, "w");
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+static void test_path_tricks(void)
+{
+    char id[37];
+    /* Refused when the server is created: "..", absolute paths. */
+    const char *dotdot = write_tmp(
+        "dotdot.json", "{\"format\":\"warden/v1\",\"id\":\"t\",\"name\":\"t\","
+                       "\"startup\":\"/bin/true\",\"config_files\":[{\"path\":\"../escape\","
+                       "\"content\":\"x\"}]}");
+    CU_ASSERT_EQUAL(wd_fx_create(&fx, dotdot, NULL, id), WD_ERR_INVALID);
+    const char *absolute = write_tmp(
+        "abs.json", "{\"format\":\"warden/v1\",\"id\":\"t\",\"name\":\"t\","
+                    "\"startup\":\"/bin/true\",\"config_files\":[{\"path\":\"/etc/escape\","
+                    "\"content\":\"x\"}]}");
+    CU_ASSERT_EQUAL(wd_fx_create(&fx, absolute, NULL, id), WD_ERR_INVALID);
+    /* A symlink the game itself planted: the config write is refused at
+     * start, nothing is written outside, the server does not run. */
+    char outside[600];
+    snprintf(outside, sizeof outside, "%s", wd_h_tmpdir("outside"));
+    char tpl[2048];
+    snprintf(tpl, sizeof tpl,
+             "{\"format\":\"warden/v1\",\"id\":\"t\",\"name\":\"t\","
+             "\"startup\":\"/bin/sleep 100\","
+             "\"install\":{\"script\":\"ln -s %s evil\"},"
+             "\"config_files\":[{\"path\":\"evil/pwned.txt\",\"content\":\"x\"}]}",
+             outside);
+    const char *symlink_tpl = write_tmp("symlink.json", tpl);
+    CU_ASSERT_EQUAL_FATAL(wd_fx_create(&fx, symlink_tpl, NULL, id), WD_OK);
+    wd_watch *w = wd_watch_start(&fx, id);
+    Warden__V1__InstallRequest ir = WARDEN__V1__INSTALL_REQUEST__INIT;
+    CU_ASSERT_EQUAL(wd_fx_request(&fx, id, "install", &ir.base, &warden__v1__ack__descriptor, NULL),
+                    WD_OK);
+    CU_ASSERT(wd_watch_wait_state(w, ST(OFFLINE), 10000));
+    CU_ASSERT_EQUAL(wd_fx_power(&fx, id, ACT(START)), WD_ERR_DENIED);
+    char pwned[700];
+    snprintf(pwned, sizeof pwned, "%s/pwned.txt", outside);
+    CU_ASSERT_NOT_EQUAL(access(pwned, F_OK), 0);
+    Warden__V1__ServerInfo info;
+    CU_ASSERT_EQUAL(wd_fx_info(&fx, id, &info, NULL), WD_OK);
+    CU_ASSERT_EQUAL(info.state, ST(OFFLINE));
+    wd_watch_free(w);
+}
+
 int main(void)
 {
     static const wd_h_case cases[] = {
         {"create, install, start to running, console, stop, kill, delete", test_lifecycle},
         {"garbage, unknown ids, invalid values and states get clear errors", test_bad_input},
         {"50,000 lines arrive complete and in order; long lines are cut", test_console_flood},
+        {"beyond the per-server rate lines are dropped, counted and announced",
+         test_console_rate_limit},
+        {"path tricks in template paths are refused (.., absolute, symlinks)", test_path_tricks},
         {"a crash is published and the game restarted per policy", test_crash_restart},
         {"kill -9 of the agent: games keep running, a new agent re-attaches", test_agent_kill9},
         {"NATS down 10 s: games keep running, the agent reconnects", test_nats_outage},
