@@ -26,7 +26,7 @@ configure: bootstrap
 	@cmake -S . -B $(BUILD) -DWARDEN_SANITIZE=$(SANITIZE) >/dev/null
 
 build: configure
-	@cmake --build $(BUILD) -j$(JOBS)
+	@cmake --build $(BUILD) -j$(JOBS) -- --no-print-directory
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure --timeout 300
