@@ -73,6 +73,7 @@ typedef struct pending_event {
     uint8_t *buf;
     size_t len;
     char msg_id[96];
+    char trace[64]; /* of the request that caused it, "" if none */
 } pending_event;
 
 typedef struct {
@@ -115,6 +116,7 @@ typedef struct {
     int64_t disk_at_ms;
 
     pending_event *pending_head, *pending_tail;
+    uint64_t events; /* state events made by this actor: unique Nats-Msg-Ids */
 } server;
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -251,6 +253,8 @@ static void flush_pending(server *s)
         if (natsMsg_Create(&m, subj, NULL, (const char *)e->buf, (int)e->len) != NATS_OK)
             break;
         natsMsgHeader_Set(m, WD_HDR_MSG_ID, e->msg_id);
+        if (e->trace[0])
+            natsMsgHeader_Set(m, WD_HDR_TRACE, e->trace);
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MaxWait = 2000;
@@ -306,7 +310,11 @@ static void set_state(server *s, Warden__V1__ServerState to, const char *reason,
         return;
     }
     protobuf_c_message_pack(&ev.base, e->buf);
-    snprintf(e->msg_id, sizeof e->msg_id, "%s:state:%lld", s->id, (long long)wd_unix_ms());
+    snprintf(e->msg_id, sizeof e->msg_id, "%s:state:%lld:%llu", s->id, (long long)s->ag->boot_ms,
+             (unsigned long long)++s->events);
+    /* The request being handled (if any) caused this: keep its trace. */
+    const char *trace = wd_log_trace();
+    snprintf(e->trace, sizeof e->trace, "%s", trace ? trace : "");
     if (s->pending_tail)
         s->pending_tail->next = e;
     else

@@ -35,7 +35,9 @@
  *          sent but HELLO until ATTACH arrives.
  *   INPUT  raw bytes written to the pty (the agent appends the '\n').
  *   SIGNAL i32 signo, u8 scope: 0 = the game process only (graceful
- *          signals), 1 = every process of the game's tree (and its cgroup).
+ *          signals; SIGINT also reaches the game's descendants, as a
+ *          terminal's Ctrl-C would), 1 = every process of the game's tree
+ *          (and its cgroup).
  *   EXIT_ACK  the agent has recorded EXIT: the shim removes its socket and
  *          pid file and exits 0.
  *   RESIZE u16 rows, u16 cols of the pty.

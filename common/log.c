@@ -44,6 +44,11 @@ void wd_log_set_trace(const char *trace)
         snprintf(log_trace, sizeof log_trace, "%s", trace);
 }
 
+const char *wd_log_trace(void)
+{
+    return log_trace[0] ? log_trace : NULL;
+}
+
 bool wd_log_enabled(wd_log_level lvl)
 {
     return (int)lvl >= atomic_load(&log_level) && lvl < WD_LOG_OFF;

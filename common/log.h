@@ -19,6 +19,8 @@ bool wd_log_parse_level(const char *s, wd_log_level *out);
 void wd_log_set_component(const char *comp);
 /* Sets this thread's trace id (copied; NULL clears it). */
 void wd_log_set_trace(const char *trace);
+/* This thread's trace id, or NULL when none is set. */
+const char *wd_log_trace(void);
 
 bool wd_log_enabled(wd_log_level lvl);
 void wd_log_write(wd_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

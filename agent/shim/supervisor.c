@@ -289,6 +289,17 @@ static void signal_game(wd_supervisor *s, int sig, unsigned scope)
             wd_warn("server %s: kill(%d, %d): %s", s->cfg.id, (int)target, sig, strerror(errno));
         else
             wd_info("server %s: signal %d sent to the game (pid %d)", s->cfg.id, sig, (int)target);
+        if (sig == SIGINT) {
+            /* ^C: like a terminal's Ctrl-C, reach the game's children too
+             * (a shell waiting on a child only acts once the child is gone). */
+            pid_t *kids = NULL;
+            size_t nk = 0;
+            if (wd_proctree_descendants(target, &kids, &nk) == WD_OK) {
+                for (size_t i = 0; i < nk; i++)
+                    kill(kids[i], sig);
+                free(kids);
+            }
+        }
         return;
     }
     size_t n = wd_proctree_signal_tree(getpid(), s->child, s->cfg.game.cgroup_procs,

@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include "agent_fixture.h"
+#include "subject.h"
+#include "warden/v1/node.pb-c.h"
+#include "template.h"
 #include "util.h"
 
 #define ACT(x) WARDEN__V1__POWER_REQUEST__ACTION__##x
@@ -310,6 +313,207 @@ static void test_path_tricks(void)
     wd_watch_free(w);
 }
 
+/* A stand-in panel: answers hello with one spec to reconcile. */
+typedef struct {
+    wd_fx *fx;
+    char server_id[37];
+    char hello_node[64];
+    int hellos;
+} fake_panel;
+
+static void on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
+{
+    fake_panel *p = ud;
+    Warden__V1__DiscoveryHello *h =
+        (Warden__V1__DiscoveryHello *)wd_bus_decode(&warden__v1__discovery_hello__descriptor, m);
+    Warden__V1__Status st;
+    wd_status_fill(&st, WD_OK, "");
+    Warden__V1__DiscoveryHelloReply rep = WARDEN__V1__DISCOVERY_HELLO_REPLY__INIT;
+    rep.status = &st;
+    char *text = NULL;
+    size_t len = 0;
+    Warden__V1__Template *t = NULL;
+    Warden__V1__ServerSpec spec = WARDEN__V1__SERVER_SPEC__INIT;
+    Warden__V1__ServerSpec *specs[1] = {&spec};
+    if (h && wd_read_file(wd_fx_template("testgame"), 1 << 20, &text, &len) == WD_OK &&
+        wd_template_parse_json(text, len, &t) == WD_OK) {
+        snprintf(p->hello_node, sizeof p->hello_node, "%s", h->node_id);
+        p->hellos++;
+        spec.id = p->server_id;
+        spec.name = (char *)"from the panel";
+        spec.template_ = t;
+        rep.n_servers = 1;
+        rep.servers = specs;
+    }
+    wd_bus_respond(p->fx->bus, m, &rep.base);
+    free(text);
+    wd_template_free(&t);
+    if (h)
+        protobuf_c_message_free_unpacked(&h->base, NULL);
+    natsMsg_Destroy(m);
+}
+
+static void test_discovery_and_heartbeat(void)
+{
+    /* Heartbeats carry the host's figures. */
+    char subj[WD_SUBJECT_MAX];
+    wd_subj_node_heartbeat(subj, sizeof subj, fx.node_id);
+    natsSubscription *hb_sub = NULL;
+    natsConnection_SubscribeSync(&hb_sub, wd_bus_nats(fx.bus), subj);
+    natsMsg *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(natsSubscription_NextMsg(&m, hb_sub, 5000), NATS_OK);
+    Warden__V1__NodeHeartbeat *hb =
+        (Warden__V1__NodeHeartbeat *)wd_bus_decode(&warden__v1__node_heartbeat__descriptor, m);
+    natsMsg_Destroy(m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(hb);
+    CU_ASSERT_STRING_EQUAL(hb->node_id, fx.node_id);
+    CU_ASSERT(hb->cpu_count > 0);
+    CU_ASSERT(hb->memory_total_bytes > 0 && hb->memory_used_bytes > 0);
+    CU_ASSERT(hb->disk_total_bytes > 0);
+    CU_ASSERT_PTR_NOT_NULL(hb->capabilities);
+    protobuf_c_message_free_unpacked(&hb->base, NULL);
+    natsSubscription_Destroy(hb_sub);
+
+    /* A probe makes the agent say hello; the panel's reply is reconciled. */
+    fake_panel p = {.fx = &fx};
+    wd_uuid_new(p.server_id);
+    natsSubscription *hello_sub = NULL;
+    natsConnection_Subscribe(&hello_sub, wd_bus_nats(fx.bus), "warden.discovery.hello", on_hello,
+                             &p);
+    natsConnection_Flush(wd_bus_nats(fx.bus));
+    Warden__V1__DiscoveryProbe probe = WARDEN__V1__DISCOVERY_PROBE__INIT;
+    probe.reason = (char *)"test";
+    CU_ASSERT_EQUAL(wd_bus_publish(fx.bus, "warden.discovery.probe", &probe.base, NULL), WD_OK);
+    CU_ASSERT(WD_H_WAIT(p.hellos > 0, 5000));
+    CU_ASSERT_STRING_EQUAL(p.hello_node, fx.node_id);
+    Warden__V1__ServerInfo info;
+    CU_ASSERT(WD_H_WAIT(wd_fx_info(&fx, p.server_id, &info, NULL) == WD_OK, 5000));
+    natsSubscription_Unsubscribe(hello_sub);
+    natsSubscription_Destroy(hello_sub);
+    Warden__V1__DeleteRequest dr = WARDEN__V1__DELETE_REQUEST__INIT;
+    CU_ASSERT_EQUAL(
+        wd_fx_request(&fx, p.server_id, "delete", &dr.base, &warden__v1__ack__descriptor, NULL),
+        WD_OK);
+}
+
+static void test_trace_and_stats(void)
+{
+    char id[37];
+    wd_watch *w = new_game(id, NULL);
+    char subj[WD_SUBJECT_MAX];
+    wd_subj_server_event(subj, sizeof subj, id, "state");
+    natsSubscription *st_sub = NULL;
+    natsConnection_SubscribeSync(&st_sub, wd_bus_nats(fx.bus), subj);
+    wd_subj_server_event(subj, sizeof subj, id, "stats");
+    natsSubscription *stats_sub = NULL;
+    natsConnection_SubscribeSync(&stats_sub, wd_bus_nats(fx.bus), subj);
+    natsConnection_Flush(wd_bus_nats(fx.bus));
+    /* The trace of the start request follows into the state events. */
+    wd_subj_agent_server(subj, sizeof subj, fx.node_id, id, "power");
+    Warden__V1__PowerRequest req = WARDEN__V1__POWER_REQUEST__INIT;
+    req.action = ACT(START);
+    wd_hdrs h = {.trace = "feedfacefeedfacefeedfacefeedface", .actor = "test"};
+    ProtobufCMessage *rep = NULL;
+    CU_ASSERT_EQUAL(wd_bus_request(fx.bus, subj, &req.base, &warden__v1__power_reply__descriptor,
+                                   5000, &h, &rep),
+                    WD_OK);
+    if (rep)
+        protobuf_c_message_free_unpacked(rep, NULL);
+    natsMsg *m = NULL;
+    CU_ASSERT_EQUAL_FATAL(natsSubscription_NextMsg(&m, st_sub, 5000), NATS_OK);
+    const char *trace = wd_bus_header(m, WD_HDR_TRACE);
+    CU_ASSERT(trace && strcmp(trace, h.trace) == 0);
+    natsMsg_Destroy(m);
+    CU_ASSERT(wd_watch_wait_state(w, ST(RUNNING), 10000));
+    /* Stats arrive on their own, about the whole process tree. */
+    CU_ASSERT_EQUAL_FATAL(natsSubscription_NextMsg(&m, stats_sub, 5000), NATS_OK);
+    Warden__V1__ServerStats *stats =
+        (Warden__V1__ServerStats *)wd_bus_decode(&warden__v1__server_stats__descriptor, m);
+    natsMsg_Destroy(m);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(stats);
+    CU_ASSERT(stats->memory_bytes > 0);
+    CU_ASSERT(stats->disk_bytes > 0);
+    CU_ASSERT(stats->uptime_ms > 0);
+    protobuf_c_message_free_unpacked(&stats->base, NULL);
+    natsSubscription_Destroy(st_sub);
+    natsSubscription_Destroy(stats_sub);
+    CU_ASSERT_EQUAL(wd_fx_power(&fx, id, ACT(KILL)), WD_OK);
+    CU_ASSERT(wd_watch_wait_state(w, ST(OFFLINE), 10000));
+    wd_watch_free(w);
+}
+
+static void test_stop_escalation(void)
+{
+    /* A game that ignores its stop command and SIGTERM: SIGKILL ends it. */
+    const char *tpl = write_tmp(
+        "stubborn.json",
+        "{\"format\":\"warden/v1\",\"id\":\"stubborn\",\"name\":\"stubborn\","
+        "\"startup\":\"/bin/sh -c 'trap \\\"echo got-term\\\" TERM; echo Ready; "
+        "while :; do sleep 0.1; done'\",\"done\":\"Ready\","
+        "\"stop\":{\"command\":\"please stop\",\"grace_seconds\":1}}");
+    char id[37];
+    CU_ASSERT_EQUAL_FATAL(wd_fx_create(&fx, tpl, NULL, id), WD_OK);
+    wd_watch *w = wd_watch_start(&fx, id);
+    start_running(id, w);
+    int64_t t0 = wd_mono_ms();
+    CU_ASSERT_EQUAL(wd_fx_power(&fx, id, ACT(STOP)), WD_OK);
+    CU_ASSERT(wd_watch_wait_line(w, "got-term", 5000)); /* SIGTERM after the grace */
+    CU_ASSERT(wd_watch_wait_state(w, ST(OFFLINE), 20000));
+    CU_ASSERT(wd_mono_ms() - t0 >= 1000 + 10000 - 500); /* grace, then SIGTERM's 10 s */
+    CU_ASSERT(wd_watch_wait_line(w, "killing it", 1000));
+    CU_ASSERT(WD_H_WAIT(!wd_fx_server_procs_alive(&fx, id), 3000));
+    wd_watch_free(w);
+}
+
+static void test_sandbox(void)
+{
+    /* What the game can see and do from inside its sandbox. */
+    char tpl[2048];
+    snprintf(tpl, sizeof tpl,
+             "{\"format\":\"warden/v1\",\"id\":\"probe\",\"name\":\"probe\","
+             "\"startup\":\"/bin/sh -c 'echo uid=$(id -u); "
+             "test -e %s && echo agent-data-visible || echo agent-data-hidden; "
+             "touch /usr/x 2>/dev/null && echo usr-writable || echo usr-readonly; "
+             "touch ./mine && echo home-writable; echo pwd=$(pwd); echo Ready; sleep 100'\","
+             "\"done\":\"Ready\",\"stop\":{\"command\":\"^C\"}}",
+             fx.data_dir);
+    const char *path = write_tmp("probe.json", tpl);
+    char id[37];
+    Warden__V1__Limits lim = WARDEN__V1__LIMITS__INIT;
+    lim.memory_bytes = 256u << 20;
+    lim.pids = 64;
+    CU_ASSERT_EQUAL_FATAL(wd_fx_create_ex(&fx, path, NULL, &lim, id), WD_OK);
+    wd_watch *w = wd_watch_start(&fx, id);
+    start_running(id, w);
+    Warden__V1__ServerInfo info;
+    CU_ASSERT_EQUAL(wd_fx_info(&fx, id, &info, NULL), WD_OK);
+    if (info.isolated) {
+        CU_ASSERT(wd_watch_wait_line(w, "agent-data-hidden", 2000));
+        CU_ASSERT(wd_watch_wait_line(w, "usr-readonly", 2000));
+        CU_ASSERT(wd_watch_wait_line(w, "pwd=/home/container", 2000));
+    } else {
+        fprintf(stderr, "(bubblewrap unavailable here: isolation checks skipped)\n");
+    }
+    CU_ASSERT(wd_watch_wait_line(w, "home-writable", 2000));
+    if (geteuid() == 0)
+        CU_ASSERT(wd_watch_wait_line(w, "uid=65534", 2000));
+    if (info.cgroup_limits) {
+        char cg[256];
+        snprintf(cg, sizeof cg, "/sys/fs/cgroup/memory/warden/%s/memory.limit_in_bytes", id);
+        char *text = NULL;
+        if (wd_read_file(cg, 256, &text, NULL) == WD_OK) { /* cgroup v1 */
+            CU_ASSERT_EQUAL(strtoull(text, NULL, 10), 256ull << 20);
+            free(text);
+        } else {
+            snprintf(cg, sizeof cg, "/sys/fs/cgroup/pids/warden/%s/pids.max", id);
+            CU_ASSERT_EQUAL(access(cg, F_OK), 0);
+        }
+    }
+    CU_ASSERT_EQUAL(wd_fx_power(&fx, id, ACT(STOP)), WD_OK);
+    CU_ASSERT(wd_watch_wait_state(w, ST(OFFLINE), 10000));
+    wd_watch_free(w);
+}
+
 int main(void)
 {
     static const wd_h_case cases[] = {
@@ -319,6 +523,13 @@ int main(void)
         {"beyond the per-server rate lines are dropped, counted and announced",
          test_console_rate_limit},
         {"path tricks in template paths are refused (.., absolute, symlinks)", test_path_tricks},
+        {"heartbeats carry host figures; a probe brings a hello and reconcile",
+         test_discovery_and_heartbeat},
+        {"the request's trace follows into state events; stats arrive", test_trace_and_stats},
+        {"stop escalates: stop command, SIGTERM after the grace, then SIGKILL",
+         test_stop_escalation},
+        {"the sandbox: own dir writable, /usr read-only, agent data hidden, limits",
+         test_sandbox},
         {"a crash is published and the game restarted per policy", test_crash_restart},
         {"kill -9 of the agent: games keep running, a new agent re-attaches", test_agent_kill9},
         {"NATS down 10 s: games keep running, the agent reconnects", test_nats_outage},
