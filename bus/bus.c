@@ -203,6 +203,12 @@ wd_status wd_bus_connect(wd_bus **out, const wd_bus_cfg *cfg)
     s = natsConnection_Connect(&b->nc, b->opts);
     if (s == NATS_NOT_YET_CONNECTED)
         s = NATS_OK; /* wait_for_server: connecting in the background */
+    if (s == NATS_CONNECTION_AUTH_FAILED || s == NATS_NOT_PERMITTED) {
+        st = WD_ERR(WD_ERR_DENIED, "NATS at %s refused our credentials: check the user, password, "
+                    "token or creds file",
+                    cfg->servers ? cfg->servers : "nats://127.0.0.1:4222");
+        goto out;
+    }
     if (s != NATS_OK) {
         st = WD_ERR(WD_ERR_UNAVAILABLE, "cannot connect to NATS at %s: %s (is nats-server running?)",
                     cfg->servers ? cfg->servers : "nats://127.0.0.1:4222", natsStatus_GetText(s));

@@ -1,7 +1,9 @@
 /* Integration tests of libwarden_bus against a real nats-server: protobuf
  * request/reply with trace propagation, distinct timeout and no-responders
  * errors, reconnect after a server restart, JetStream setup. */
+#include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -184,6 +186,39 @@ static void test_jetstream_setup(void)
     wd_bus_destroy(&b);
 }
 
+static void test_credentials(void)
+{
+    /* A server that wants a user and password. */
+    int port = wd_h_free_port();
+    char ports[16], url[64];
+    snprintf(ports, sizeof ports, "%d", port);
+    snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
+    const char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", ports, "--user", "warden",
+                          "--pass", "s3cret", NULL};
+    char log[600];
+    snprintf(log, sizeof log, "%s/nats-auth.log", wd_h_tmpdir("nats-auth"));
+    pid_t pid = wd_h_spawn(argv, NULL, log);
+    CU_ASSERT_FATAL(wd_h_wait_port(port, 5000));
+    wd_bus_cfg cfg = wd_bus_cfg_defaults();
+    cfg.servers = url;
+    cfg.user = "warden";
+    cfg.password = "wrong";
+    wd_bus *b = NULL;
+    CU_ASSERT_EQUAL(wd_bus_connect(&b, &cfg), WD_ERR_DENIED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(wd_err_msg(), "credentials"));
+    cfg.password = "s3cret";
+    CU_ASSERT_EQUAL(wd_bus_connect(&b, &cfg), WD_OK);
+    CU_ASSERT(wd_bus_connected(b));
+    wd_bus_destroy(&b);
+    /* Several servers in the list: the dead one is skipped. */
+    char list[160];
+    snprintf(list, sizeof list, "nats://127.0.0.1:%d, %s", wd_h_free_port(), url);
+    cfg.servers = list;
+    CU_ASSERT_EQUAL(wd_bus_connect(&b, &cfg), WD_OK);
+    wd_bus_destroy(&b);
+    wd_h_stop(pid, SIGINT, 5000);
+}
+
 static int suite_init(void)
 {
     return wd_h_nats_start(&nats) ? 0 : 1;
@@ -203,6 +238,8 @@ int main(void)
         {"reconnects by itself after nats-server restarts", test_reconnect},
         {"JetStream streams and KV set up idempotently; Nats-Msg-Id dedupes",
          test_jetstream_setup},
+        {"credentials: refused clearly when wrong; a server list skips dead servers",
+         test_credentials},
         {NULL, NULL}};
     wd_h_suite("bus+nats", suite_init, suite_clean, cases);
     int rc = wd_h_run();
