@@ -130,13 +130,11 @@ out:
         natsMsg_Destroy(m);
 }
 
-static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
+/* Routes one request (see the file comment). Runs on a nats.c thread. */
+static void route(wd_agent *ag, natsMsg *m)
 {
-    wd_agent *ag = ud;
     char node[64], server[64];
     const char *op = NULL;
-    const char *trace = wd_bus_header(m, WD_HDR_TRACE);
-    wd_log_set_trace(trace);
     if (wd_subj_parse_agent(natsMsg_GetSubject(m), node, sizeof node, server, sizeof server,
                             &op) != WD_OK ||
         strcmp(node, ag->node_id) != 0) {
@@ -165,6 +163,12 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *m, vo
         natsMsg_Destroy(m);
     }
     wd_actor_unref(&a);
+}
+
+static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
+{
+    wd_log_set_trace(wd_bus_header(m, WD_HDR_TRACE));
+    route(ud, m);
     wd_log_set_trace(NULL);
 }
 

@@ -37,18 +37,6 @@ static void report(const char *what, int64_t *us, int n)
            (double)us[n / 2], (double)us[(int)(n * 0.99)], (double)us[n - 1]);
 }
 
-static const char *write_template(const char *name, const char *json)
-{
-    static char path[4][512];
-    static int k;
-    char *p = path[k++ % 4];
-    snprintf(p, sizeof path[0], "%s/%s.json", wd_h_tmpdir("bench-tpl"), name);
-    FILE *f = fopen(p, "w");
-    fputs(json, f);
-    fclose(f);
-    return p;
-}
-
 static void bench_nats_floor(void)
 {
     wd_bus_cfg cfg = wd_bus_cfg_defaults();
@@ -106,8 +94,8 @@ static bool create_and_start(const char *tpl, Warden__V1__Limits *limits, char i
 /* Lines carry the game's wall-clock time in ns (date +%s%N). */
 static void bench_line_latency(void)
 {
-    const char *tpl = write_template(
-        "ticker", "{\"format\":\"warden/v1\",\"id\":\"ticker\",\"name\":\"ticker\","
+    const char *tpl = wd_h_write_tmp(
+        "ticker.json", "{\"format\":\"warden/v1\",\"id\":\"ticker\",\"name\":\"ticker\","
                   "\"startup\":\"/bin/sh -c 'echo Ready; while :; do date +%s%N; sleep 0.005; "
                   "done'\",\"done\":\"Ready\",\"stop\":{\"command\":\"^C\"}}");
     char id[37];
@@ -234,8 +222,8 @@ static void bench_throughput_and_rtt(void)
 
 static void bench_start_latency(void)
 {
-    const char *tpl = write_template(
-        "idle", "{\"format\":\"warden/v1\",\"id\":\"idle\",\"name\":\"idle\","
+    const char *tpl = wd_h_write_tmp(
+        "idle.json", "{\"format\":\"warden/v1\",\"id\":\"idle\",\"name\":\"idle\","
                 "\"startup\":\"/bin/sh -c 'echo Ready; exec sleep 100000'\",\"done\":\"Ready\","
                 "\"stop\":{\"command\":\"^C\"}}");
     enum { N = 20 };
@@ -286,8 +274,8 @@ static double agent_cpu_seconds(void)
 
 static void bench_idle_servers(int count)
 {
-    const char *tpl = write_template(
-        "idle2", "{\"format\":\"warden/v1\",\"id\":\"idle\",\"name\":\"idle\","
+    const char *tpl = wd_h_write_tmp(
+        "idle2.json", "{\"format\":\"warden/v1\",\"id\":\"idle\",\"name\":\"idle\","
                  "\"startup\":\"/bin/sh -c 'echo Ready; exec sleep 100000'\",\"done\":\"Ready\","
                  "\"stop\":{\"command\":\"^C\"}}");
     long rss0 = agent_rss_kb();

@@ -259,28 +259,16 @@ static void test_clean_exit(void)
     CU_ASSERT(wd_fx_agent_clean_exit(&fx));
 }
 
-static const char *write_tmp(const char *name, const char *text)
-{
-    static char path[4][600];
-    static int k;
-    char *p = path[k++ % 4];
-    snprintf(p, sizeof path[0], "%s/%s", wd_h_tmpdir("tpl"), name);
-    FILE *f = fopen(p, "w");
-    fputs(text, f);
-    fclose(f);
-    return p;
-}
-
 static void test_path_tricks(void)
 {
     char id[37];
     /* Refused when the server is created: "..", absolute paths. */
-    const char *dotdot = write_tmp(
+    const char *dotdot = wd_h_write_tmp(
         "dotdot.json", "{\"format\":\"warden/v1\",\"id\":\"t\",\"name\":\"t\","
                        "\"startup\":\"/bin/true\",\"config_files\":[{\"path\":\"../escape\","
                        "\"content\":\"x\"}]}");
     CU_ASSERT_EQUAL(wd_fx_create(&fx, dotdot, NULL, id), WD_ERR_INVALID);
-    const char *absolute = write_tmp(
+    const char *absolute = wd_h_write_tmp(
         "abs.json", "{\"format\":\"warden/v1\",\"id\":\"t\",\"name\":\"t\","
                     "\"startup\":\"/bin/true\",\"config_files\":[{\"path\":\"/etc/escape\","
                     "\"content\":\"x\"}]}");
@@ -296,7 +284,7 @@ static void test_path_tricks(void)
              "\"install\":{\"script\":\"ln -s %s evil\"},"
              "\"config_files\":[{\"path\":\"evil/pwned.txt\",\"content\":\"x\"}]}",
              outside);
-    const char *symlink_tpl = write_tmp("symlink.json", tpl);
+    const char *symlink_tpl = wd_h_write_tmp("symlink.json", tpl);
     CU_ASSERT_EQUAL_FATAL(wd_fx_create(&fx, symlink_tpl, NULL, id), WD_OK);
     wd_watch *w = wd_watch_start(&fx, id);
     Warden__V1__InstallRequest ir = WARDEN__V1__INSTALL_REQUEST__INIT;
@@ -445,7 +433,7 @@ static void test_trace_and_stats(void)
 static void test_stop_escalation(void)
 {
     /* A game that ignores its stop command and SIGTERM: SIGKILL ends it. */
-    const char *tpl = write_tmp(
+    const char *tpl = wd_h_write_tmp(
         "stubborn.json",
         "{\"format\":\"warden/v1\",\"id\":\"stubborn\",\"name\":\"stubborn\","
         "\"startup\":\"/bin/sh -c 'trap \\\"echo got-term\\\" TERM; echo Ready; "
@@ -477,7 +465,7 @@ static void test_sandbox(void)
              "touch ./mine && echo home-writable; echo pwd=$(pwd); echo Ready; sleep 100'\","
              "\"done\":\"Ready\",\"stop\":{\"command\":\"^C\"}}",
              fx.data_dir);
-    const char *path = write_tmp("probe.json", tpl);
+    const char *path = wd_h_write_tmp("probe.json", tpl);
     char id[37];
     Warden__V1__Limits lim = WARDEN__V1__LIMITS__INIT;
     lim.memory_bytes = 256u << 20;

@@ -65,6 +65,21 @@ const char *wd_h_tmpdir(const char *tag)
     return d;
 }
 
+const char *wd_h_write_tmp(const char *name, const char *text)
+{
+    static char path[4][600];
+    static int k;
+    char *p = path[k++ % 4];
+    const char *dir = wd_h_tmpdir("file");
+    snprintf(p, sizeof path[0], "%s/%s", dir ? dir : "/tmp", name);
+    FILE *f = fopen(p, "w");
+    if (f) {
+        fputs(text, f);
+        fclose(f);
+    }
+    return p;
+}
+
 int wd_h_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -13,6 +13,9 @@
 /* A fresh directory under $TMPDIR (or /tmp), removed at exit unless
  * WARDEN_KEEP_TMP is set. Returns a static-lifetime string. */
 const char *wd_h_tmpdir(const char *tag);
+/* Writes text to a new file `name` in a fresh temp dir; returns its path
+ * (valid until the 4th next call). */
+const char *wd_h_write_tmp(const char *name, const char *text);
 /* A TCP port on 127.0.0.1 that was free a moment ago. */
 int wd_h_free_port(void);
 /* Waits until 127.0.0.1:port accepts connections; false on timeout. */
