@@ -196,7 +196,7 @@ static void bench_throughput_and_rtt(void)
     /* Throughput: one burst of lines as fast as the game can print them. */
     const long lines = 200000;
     size_t before = wd_watch_count_prefix(w, "flood line");
-    uint64_t dropped_before = w->dropped;
+    uint64_t dropped_before = wd_watch_dropped(w);
     char cmd[64];
     snprintf(cmd, sizeof cmd, "flood %ld", lines);
     int64_t t0 = wd_mono_us();
@@ -214,7 +214,7 @@ static void bench_throughput_and_rtt(void)
     double secs = (double)(last_change - t0) / 1e6;
     printf("%-44s %ld lines in %.2f s = %.0f lines/s, received %zu, dropped %llu\n",
            "console throughput (one server)", lines, secs, (double)got / secs, got,
-           (unsigned long long)(w->dropped - dropped_before));
+           (unsigned long long)(wd_watch_dropped(w) - dropped_before));
     wd_fx_power(&fx, id, ACT(KILL));
     wd_watch_wait_state(w, ST(OFFLINE), 10000);
     wd_watch_free(w);

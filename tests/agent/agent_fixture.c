@@ -325,6 +325,22 @@ size_t wd_watch_count_prefix(wd_watch *w, const char *prefix)
     return n;
 }
 
+uint64_t wd_watch_dropped(wd_watch *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t v = w->dropped;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
+uint64_t wd_watch_gaps(wd_watch *w)
+{
+    pthread_mutex_lock(&w->mu);
+    uint64_t v = w->gaps;
+    pthread_mutex_unlock(&w->mu);
+    return v;
+}
+
 /* ---- requests ---- */
 
 wd_status wd_fx_create(wd_fx *fx, const char *template_path, const char *const *vars,
@@ -335,6 +351,13 @@ wd_status wd_fx_create(wd_fx *fx, const char *template_path, const char *const *
 
 wd_status wd_fx_create_ex(wd_fx *fx, const char *template_path, const char *const *vars,
                           Warden__V1__Limits *limits, char id[37])
+{
+    return wd_fx_create_spec(fx, template_path, vars, limits, NULL, id);
+}
+
+wd_status wd_fx_create_spec(wd_fx *fx, const char *template_path, const char *const *vars,
+                            Warden__V1__Limits *limits, Warden__V1__RestartPolicy *restart,
+                            char id[37])
 {
     char *text = NULL;
     size_t len = 0;
@@ -365,6 +388,7 @@ wd_status wd_fx_create_ex(wd_fx *fx, const char *template_path, const char *cons
     spec.n_variables = n;
     spec.variables = ep;
     spec.limits = limits;
+    spec.restart = restart;
     Warden__V1__SyncRequest req = WARDEN__V1__SYNC_REQUEST__INIT;
     req.spec = &spec;
     ProtobufCMessage *reply = NULL;

@@ -57,6 +57,9 @@ bool wd_watch_wait_state(wd_watch *w, int state, int timeout_ms);
 /* True once a console line containing text was seen. */
 bool wd_watch_wait_line(wd_watch *w, const char *text, int timeout_ms);
 size_t wd_watch_count_prefix(wd_watch *w, const char *prefix);
+/* Sum of the chunks' dropped counts; sequence gaps dropped does not explain. */
+uint64_t wd_watch_dropped(wd_watch *w);
+uint64_t wd_watch_gaps(wd_watch *w);
 
 /* Creates a server from a template file with NULL-terminated K=V vars;
  * returns the status of the sync reply. id receives the new UUID. */
@@ -64,6 +67,9 @@ wd_status wd_fx_create(wd_fx *fx, const char *template_path, const char *const *
                        char id[37]);
 wd_status wd_fx_create_ex(wd_fx *fx, const char *template_path, const char *const *vars,
                           Warden__V1__Limits *limits, char id[37]);
+wd_status wd_fx_create_spec(wd_fx *fx, const char *template_path, const char *const *vars,
+                            Warden__V1__Limits *limits, Warden__V1__RestartPolicy *restart,
+                            char id[37]);
 /* Sends a request and returns the reply status; *reply kept if non-NULL. */
 wd_status wd_fx_request(wd_fx *fx, const char *server_id, const char *op,
                         const ProtobufCMessage *req, const ProtobufCMessageDescriptor *desc,

@@ -128,8 +128,8 @@ static void test_console_flood(void)
     start_running(id, w);
     CU_ASSERT_EQUAL(wd_fx_send(&fx, id, "flood 50000"), WD_OK);
     CU_ASSERT(WD_H_WAIT(wd_watch_count_prefix(w, "flood line") == 50000, 30000));
-    CU_ASSERT_EQUAL(w->dropped, 0);
-    CU_ASSERT_EQUAL(w->gaps, 0);
+    CU_ASSERT_EQUAL(wd_watch_dropped(w), 0);
+    CU_ASSERT_EQUAL(wd_watch_gaps(w), 0);
     /* In order. */
     pthread_mutex_lock(&w->mu);
     long expect = 1;
@@ -176,12 +176,12 @@ static void test_console_rate_limit(void)
     /* Every line is either delivered or counted as dropped. */
     size_t got = wd_watch_count_prefix(w, "flood line");
     CU_ASSERT(got < 20000);
-    CU_ASSERT(w->dropped > 0);
-    CU_ASSERT_EQUAL(got + w->dropped, 20000);
-    CU_ASSERT_EQUAL(w->gaps, 0);
+    CU_ASSERT(wd_watch_dropped(w) > 0);
+    CU_ASSERT_EQUAL(got + wd_watch_dropped(w), 20000);
+    CU_ASSERT_EQUAL(wd_watch_gaps(w), 0);
     Warden__V1__ServerInfo info;
     CU_ASSERT_EQUAL(wd_fx_info(&fx, id, &info, NULL), WD_OK);
-    CU_ASSERT_EQUAL(info.console_dropped, w->dropped);
+    CU_ASSERT_EQUAL(info.console_dropped, wd_watch_dropped(w));
     CU_ASSERT_EQUAL(wd_fx_power(&fx, id, ACT(KILL)), WD_OK);
     CU_ASSERT(wd_watch_wait_state(w, ST(OFFLINE), 10000));
     wd_watch_free(w);
@@ -210,6 +210,39 @@ static void test_crash_restart(void)
     wd_watch_free(w);
 }
 
+static void test_crash_loop(void)
+{
+    /* A game that dies right after it is ready, every time. */
+    const char *tpl = wd_h_write_tmp(
+        "crasher.json", "{\"format\":\"warden/v1\",\"id\":\"crasher\",\"name\":\"crasher\","
+                        "\"startup\":\"/bin/sh -c 'echo Ready; sleep 0.2; exit 3'\","
+                        "\"done\":\"Ready\"}");
+    Warden__V1__RestartPolicy rp = WARDEN__V1__RESTART_POLICY__INIT;
+    rp.max_restarts = 2;
+    rp.window_seconds = 60;
+    rp.backoff_initial_ms = 100;
+    rp.backoff_max_ms = 200;
+    char id[37];
+    CU_ASSERT_EQUAL_FATAL(wd_fx_create_spec(&fx, tpl, NULL, NULL, &rp, id), WD_OK);
+    wd_watch *w = wd_watch_start(&fx, id);
+    CU_ASSERT_EQUAL(wd_fx_power(&fx, id, ACT(START)), WD_OK);
+    CU_ASSERT(wd_watch_wait_line(w, "crash loop", 15000));
+    Warden__V1__ServerInfo info;
+    CU_ASSERT_EQUAL(wd_fx_info(&fx, id, &info, NULL), WD_OK);
+    CU_ASSERT_EQUAL(info.state, ST(CRASHED));
+    CU_ASSERT_EQUAL(info.restarts, 2);
+    sleep(1); /* and it stays down */
+    CU_ASSERT_EQUAL(wd_fx_info(&fx, id, &info, NULL), WD_OK);
+    CU_ASSERT_EQUAL(info.state, ST(CRASHED));
+    CU_ASSERT_EQUAL(info.pid, 0);
+    /* A start by hand is allowed again. */
+    CU_ASSERT_EQUAL(wd_fx_power(&fx, id, ACT(START)), WD_OK);
+    CU_ASSERT(wd_watch_wait_state(w, ST(RUNNING), 5000));
+    CU_ASSERT_EQUAL(wd_fx_power(&fx, id, ACT(KILL)), WD_OK);
+    CU_ASSERT(wd_watch_wait_state(w, ST(OFFLINE), 5000));
+    wd_watch_free(w);
+}
+
 static void test_agent_kill9(void)
 {
     char id[37];
@@ -228,7 +261,7 @@ static void test_agent_kill9(void)
     CU_ASSERT_EQUAL(info.state, ST(RUNNING));
     CU_ASSERT_EQUAL(wd_fx_send(&fx, id, "echo after-restart"), WD_OK);
     CU_ASSERT(wd_watch_wait_line(w, "after-restart", 5000));
-    CU_ASSERT_EQUAL(w->gaps, 0);
+    CU_ASSERT_EQUAL(wd_watch_gaps(w), 0);
     CU_ASSERT_EQUAL(wd_fx_power(&fx, id, ACT(STOP)), WD_OK);
     CU_ASSERT(wd_watch_wait_state(w, ST(OFFLINE), 10000));
     CU_ASSERT(WD_H_WAIT(!wd_fx_server_procs_alive(&fx, id), 3000));
@@ -305,9 +338,19 @@ static void test_path_tricks(void)
 typedef struct {
     wd_fx *fx;
     char server_id[37];
+    pthread_mutex_t mu; /* hello_node and hellos: written on a nats.c thread */
     char hello_node[64];
     int hellos;
 } fake_panel;
+
+static int panel_hellos(fake_panel *p, char *node, size_t n)
+{
+    pthread_mutex_lock(&p->mu);
+    int k = p->hellos;
+    snprintf(node, n, "%s", p->hello_node);
+    pthread_mutex_unlock(&p->mu);
+    return k;
+}
 
 static void on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
 {
@@ -325,8 +368,10 @@ static void on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
     Warden__V1__ServerSpec *specs[1] = {&spec};
     if (h && wd_read_file(wd_fx_template("testgame"), 1 << 20, &text, &len) == WD_OK &&
         wd_template_parse_json(text, len, &t) == WD_OK) {
+        pthread_mutex_lock(&p->mu);
         snprintf(p->hello_node, sizeof p->hello_node, "%s", h->node_id);
         p->hellos++;
+        pthread_mutex_unlock(&p->mu);
         spec.id = p->server_id;
         spec.name = (char *)"from the panel";
         spec.template_ = t;
@@ -363,7 +408,8 @@ static void test_discovery_and_heartbeat(void)
     natsSubscription_Destroy(hb_sub);
 
     /* A probe makes the agent say hello; the panel's reply is reconciled. */
-    fake_panel p = {.fx = &fx};
+    fake_panel p = {.fx = &fx, .mu = PTHREAD_MUTEX_INITIALIZER};
+    char hello_node[64];
     wd_uuid_new(p.server_id);
     natsSubscription *hello_sub = NULL;
     natsConnection_Subscribe(&hello_sub, wd_bus_nats(fx.bus), "warden.discovery.hello", on_hello,
@@ -372,8 +418,8 @@ static void test_discovery_and_heartbeat(void)
     Warden__V1__DiscoveryProbe probe = WARDEN__V1__DISCOVERY_PROBE__INIT;
     probe.reason = (char *)"test";
     CU_ASSERT_EQUAL(wd_bus_publish(fx.bus, "warden.discovery.probe", &probe.base, NULL), WD_OK);
-    CU_ASSERT(WD_H_WAIT(p.hellos > 0, 5000));
-    CU_ASSERT_STRING_EQUAL(p.hello_node, fx.node_id);
+    CU_ASSERT(WD_H_WAIT(panel_hellos(&p, hello_node, sizeof hello_node) > 0, 5000));
+    CU_ASSERT_STRING_EQUAL(hello_node, fx.node_id);
     Warden__V1__ServerInfo info;
     CU_ASSERT(WD_H_WAIT(wd_fx_info(&fx, p.server_id, &info, NULL) == WD_OK, 5000));
     natsSubscription_Unsubscribe(hello_sub);
@@ -519,6 +565,7 @@ int main(void)
         {"the sandbox: own dir writable, /usr read-only, agent data hidden, limits",
          test_sandbox},
         {"a crash is published and the game restarted per policy", test_crash_restart},
+        {"a crash loop stops after the limit and stays crashed", test_crash_loop},
         {"kill -9 of the agent: games keep running, a new agent re-attaches", test_agent_kill9},
         {"NATS down 10 s: games keep running, the agent reconnects", test_nats_outage},
         {"the agent exits cleanly; no sanitizer reports in agent or shim logs",
