@@ -286,3 +286,59 @@ int wd_h_run(void)
     }
     return failed ? 1 : 0;
 }
+
+int wd_h_http(int port, const char *method, const char *path, const char *headers,
+              const char *body, char **resp_headers, char **resp_body)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    size_t blen = body ? strlen(body) : 0;
+    size_t cap = strlen(path) + (headers ? strlen(headers) : 0) + blen + 256;
+    char *req = malloc(cap);
+    int n = snprintf(req, cap,
+                     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s"
+                     "Content-Length: %zu\r\n\r\n",
+                     method, path, headers ? headers : "", blen);
+    size_t len = (size_t)n;
+    if (blen) {
+        memcpy(req + len, body, blen);
+        len += blen;
+    }
+    for (size_t off = 0; off < len;) {
+        ssize_t w = write(fd, req + off, len - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    free(req);
+    size_t rcap = 8192, rlen = 0;
+    char *resp = malloc(rcap + 1);
+    for (;;) {
+        if (rlen == rcap) {
+            rcap *= 2;
+            resp = realloc(resp, rcap + 1);
+        }
+        ssize_t r = read(fd, resp + rlen, rcap - rlen);
+        if (r <= 0)
+            break;
+        rlen += (size_t)r;
+    }
+    close(fd);
+    resp[rlen] = '\0';
+    int status = -1;
+    if (sscanf(resp, "HTTP/1.%*d %d", &status) != 1)
+        status = -1;
+    char *sep = strstr(resp, "\r\n\r\n");
+    if (resp_headers)
+        *resp_headers = sep ? strndup(resp, (size_t)(sep - resp)) : strdup(resp);
+    if (resp_body)
+        *resp_body = strdup(sep ? sep + 4 : "");
+    free(resp);
+    return status;
+}

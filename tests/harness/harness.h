@@ -50,6 +50,13 @@ typedef struct {
 bool wd_h_nats_start(wd_h_nats *n);
 void wd_h_nats_stop(wd_h_nats *n);
 
+/* One HTTP/1.1 request to 127.0.0.1:port (Connection: close). headers are
+ * extra "Name: value\r\n" lines (or NULL); body may be NULL. Returns the
+ * status code (-1 on a connection error); *resp_headers and *resp_body
+ * (either may be NULL) are heap strings the caller frees. */
+int wd_h_http(int port, const char *method, const char *path, const char *headers,
+              const char *body, char **resp_headers, char **resp_body);
+
 /* Path of a binary of the build tree, e.g. wd_h_bin("agent/warden-agent"). */
 const char *wd_h_bin(const char *rel);
 
