@@ -65,8 +65,8 @@ static bool run_initdb(wd_h_pg *pg)
 {
     char initdb[600];
     snprintf(initdb, sizeof initdb, "%s/initdb", bindir());
-    const char *base[] = {initdb, "-D", pg->data, "-A", "trust", "-U", "postgres",
-                          "-E", "UTF8", "--locale=C", "--no-sync", NULL};
+    const char *base[] = {initdb,     "-D", pg->data, "-A",         "trust",     "-U",
+                          "postgres", "-E", "UTF8",   "--locale=C", "--no-sync", NULL};
     const char *argv[20];
     int n = 0;
     if (geteuid() == 0) {
@@ -99,9 +99,22 @@ static bool spawn_postgres(wd_h_pg *pg)
     char bin[600], port[16];
     snprintf(bin, sizeof bin, "%s/postgres", bindir());
     snprintf(port, sizeof port, "%d", pg->port);
-    const char *base[] = {bin, "-D", pg->data, "-p", port, "-k", pg->dir,
-                          "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-                          "-c", "synchronous_commit=off", "-c", "full_page_writes=off", NULL};
+    const char *base[] = {bin,
+                          "-D",
+                          pg->data,
+                          "-p",
+                          port,
+                          "-k",
+                          pg->dir,
+                          "-c",
+                          "listen_addresses=127.0.0.1",
+                          "-c",
+                          "fsync=off",
+                          "-c",
+                          "synchronous_commit=off",
+                          "-c",
+                          "full_page_writes=off",
+                          NULL};
     const char *argv[24];
     int n = 0;
     if (geteuid() == 0) {

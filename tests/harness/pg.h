@@ -18,12 +18,12 @@
 #include <sys/types.h>
 
 typedef struct {
-    pid_t pid;           /* postmaster pid, 0 when stopped */
-    int port;            /* reserved loopback port */
-    char dir[512];       /* temp dir: data/ inside, socket and log here */
-    char data[600];      /* data directory */
-    char log[600];       /* server log (initdb and postgres) */
-    char conninfo[256];  /* "host=127.0.0.1 port=N dbname=warden user=postgres" */
+    pid_t pid;          /* postmaster pid, 0 when stopped */
+    int port;           /* reserved loopback port */
+    char dir[512];      /* temp dir: data/ inside, socket and log here */
+    char data[600];     /* data directory */
+    char log[600];      /* server log (initdb and postgres) */
+    char conninfo[256]; /* "host=127.0.0.1 port=N dbname=warden user=postgres" */
     bool cleanup_registered;
 } wd_h_pg;
 

@@ -1,0 +1,389 @@
+/* The API context (see app.h): start-up (keys, pool, migrations, bus, HTTP),
+ * the authorize hook that every route goes through, audit rows. */
+#include "app_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base64.h"
+#include "log.h"
+#include "migrate.h"
+#include "password.h"
+#include "token.h"
+#include "util.h"
+
+const wd_route *wd_api_routes(size_t *n); /* routes.c */
+
+/* ---- keys ----------------------------------------------------------------- */
+
+/* Loads "kid:base64secret" lines (first = active); creates the file with a
+ * fresh key when it does not exist. */
+static wd_status load_jwt_keys(wd_api *api)
+{
+    char path[1100];
+    if (api->cfg.jwt_key_file && *api->cfg.jwt_key_file)
+        snprintf(path, sizeof path, "%s", api->cfg.jwt_key_file);
+    else
+        snprintf(path, sizeof path, "%s/jwt.key", api->cfg.data_dir ? api->cfg.data_dir : ".");
+    char *text = NULL;
+    wd_status st = wd_read_file(path, 65536, &text, NULL);
+    if (st == WD_ERR_NOT_FOUND) {
+        unsigned char secret[48];
+        char kid[40], b64[128], line[200];
+        char rnd[33];
+        wd_trace_new(rnd);
+        snprintf(kid, sizeof kid, "k%.12s", rnd);
+        FILE *ur = fopen("/dev/urandom", "re");
+        if (ur == NULL || fread(secret, 1, sizeof secret, ur) != sizeof secret) {
+            if (ur)
+                fclose(ur);
+            return WD_ERR(WD_ERR_IO, "cannot read /dev/urandom");
+        }
+        fclose(ur);
+        wd_base64_url_encode(secret, sizeof secret, b64, sizeof b64);
+        int n = snprintf(line, sizeof line, "%s:%s\n", kid, b64);
+        if (api->cfg.data_dir && (st = wd_mkdir_p(api->cfg.data_dir, 0700)) != WD_OK)
+            return st;
+        if ((st = wd_write_file_atomic(path, line, (size_t)n, 0600)) != WD_OK)
+            return st;
+        wd_info("created a new token signing key in %s", path);
+        text = strdup(line);
+    } else if (st != WD_OK) {
+        return st;
+    }
+    if ((st = wd_jwt_keyring_create(&api->keys)) != WD_OK) {
+        free(text);
+        return st;
+    }
+    int nkeys = 0;
+    for (char *line = text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        if (*line == '#' || *line == '\0')
+            continue;
+        char *colon = strchr(line, ':');
+        if (colon == NULL) {
+            st = WD_ERR(WD_ERR_INVALID, "%s: expected KID:BASE64 lines", path);
+            break;
+        }
+        *colon = '\0';
+        unsigned char secret[WD_JWT_SECRET_MAX];
+        size_t len = 0;
+        if (wd_base64_url_decode(colon + 1, strlen(colon + 1), secret, sizeof secret, &len) !=
+                WD_OK ||
+            (st = wd_jwt_keyring_add(api->keys, line, secret, len)) != WD_OK) {
+            st = WD_ERR(WD_ERR_INVALID, "%s: key %s: %s", path, line, wd_err_msg());
+            break;
+        }
+        if (nkeys++ == 0)
+            wd_jwt_keyring_set_active(api->keys, line);
+    }
+    free(text);
+    if (st == WD_OK && nkeys == 0)
+        st = WD_ERR(WD_ERR_INVALID, "%s holds no key", path);
+    return st;
+}
+
+wd_status wd_api_issue_access(wd_api *api, const char *user_id, const char *role,
+                              const char *sid, char **token)
+{
+    wd_jwt_claims c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.sub, sizeof c.sub, "%s", user_id);
+    snprintf(c.sid, sizeof c.sid, "%s", sid ? sid : "");
+    snprintf(c.role, sizeof c.role, "%s", role);
+    snprintf(c.iss, sizeof c.iss, "%s", api->cfg.issuer);
+    snprintf(c.aud, sizeof c.aud, "%s", api->cfg.issuer);
+    c.iat = (int64_t)time(NULL);
+    c.nbf = c.iat;
+    c.exp = c.iat + api->cfg.access_ttl_s;
+    return wd_jwt_issue(api->keys, &c, token);
+}
+
+/* ---- database helpers --------------------------------------------------- */
+
+PGconn *wd_api_db(wd_api *api, wd_http_req *r)
+{
+    PGconn *c = NULL;
+    wd_status st = wd_db_acquire(api->db, &c);
+    if (st != WD_OK) {
+        wd_error("database: %s", wd_err_msg());
+        wd_http_set_header(r, "Retry-After", "1");
+        wd_http_reply_error(r, 503, "database_unavailable",
+                            "the database is not available; retry shortly", NULL);
+        return NULL;
+    }
+    return c;
+}
+
+void wd_api_db_release(wd_api *api, PGconn *c)
+{
+    if (c)
+        wd_db_release(api->db, c);
+}
+
+void wd_api_audit(wd_api *api, PGconn *c, wd_http_req *r, const char *action,
+                  const char *target_type, const char *target_id, json_t *metadata)
+{
+    const wd_principal *p = r ? wd_api_principal(r) : NULL;
+    char *meta = metadata ? json_dumps(metadata, JSON_COMPACT) : NULL;
+    json_decref(metadata);
+    const char *ip = r ? wd_http_remote_ip(r) : NULL;
+    const char *params[] = {
+        p && p->user_id[0] ? p->user_id : NULL,
+        p ? p->username : (r ? "anonymous" : "system"),
+        ip && *ip ? ip : NULL,
+        action,
+        target_type,
+        target_id,
+        meta ? meta : "{}",
+        r ? wd_http_request_id(r) : NULL,
+    };
+    wd_status st = wd_db_exec(c,
+                              "INSERT INTO audit_log (actor_user_id, actor_label, ip, action, "
+                              "target_type, target_id, metadata, request_id) "
+                              "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
+                              8, params, NULL);
+    if (st != WD_OK)
+        wd_error("audit %s: %s", action, wd_err_msg());
+    free(meta);
+}
+
+/* ---- authentication and authorization ----------------------------------- */
+
+static void free_principal(void *p)
+{
+    free(p);
+}
+
+const wd_principal *wd_api_principal(wd_http_req *r)
+{
+    return wd_http_user(r);
+}
+
+static bool unauthenticated(wd_http_req *r, const char *msg)
+{
+    wd_http_set_header(r, "WWW-Authenticate", "Bearer");
+    wd_http_reply_error(r, 401, "unauthenticated", msg, NULL);
+    return false;
+}
+
+/* Bearer JWT: signature, claims, then the session must still be live. */
+static bool authenticate(wd_api *api, wd_http_req *r, wd_principal *p)
+{
+    const char *auth = wd_http_header(r, "Authorization");
+    if (auth == NULL)
+        return unauthenticated(r, "authentication required: send Authorization: Bearer <token>");
+    if (strncmp(auth, "Bearer ", 7) != 0)
+        return unauthenticated(r, "the Authorization header must be 'Bearer <token>'");
+    wd_jwt_claims c;
+    if (wd_jwt_verify(api->keys, auth + 7, time(NULL), api->cfg.issuer, api->cfg.issuer, &c) !=
+        WD_OK)
+        return unauthenticated(r, wd_err_msg());
+    PGconn *db = wd_api_db(api, r);
+    if (db == NULL)
+        return false;
+    const char *params[] = {c.sub, c.sid};
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(db,
+                              "SELECT u.username, u.role FROM users u "
+                              "JOIN refresh_families f ON f.user_id = u.id "
+                              "WHERE u.id = $1 AND f.id = $2 AND NOT u.disabled "
+                              "AND f.revoked_at IS NULL",
+                              2, params, &res);
+    wd_api_db_release(api, db);
+    if (st != WD_OK || PQntuples(res) != 1) {
+        PQclear(res);
+        if (st != WD_OK && st != WD_ERR_INVALID) {
+            wd_http_reply_status(r, st);
+            return false;
+        }
+        return unauthenticated(r, "the session has ended: log in again");
+    }
+    snprintf(p->user_id, sizeof p->user_id, "%s", c.sub);
+    snprintf(p->sid, sizeof p->sid, "%s", c.sid);
+    snprintf(p->username, sizeof p->username, "%s", PQgetvalue(res, 0, 0));
+    snprintf(p->role, sizeof p->role, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return true;
+}
+
+/* Permissions of a route: NULL public, "user" any authenticated caller,
+ * "admin" the admin role. Server permissions come with the server routes. */
+static bool authorize(wd_http_req *r, const wd_route *route, void *ud)
+{
+    wd_api *api = ud;
+    if (route->permission == NULL)
+        return true;
+    wd_principal *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        wd_http_reply_error(r, 500, "internal", "out of memory", NULL);
+        return false;
+    }
+    if (!authenticate(api, r, p)) {
+        free(p);
+        return false;
+    }
+    wd_http_set_user(r, p, free_principal);
+    int retry = 1;
+    if (!wd_limiter_take(api->api_limit, p->user_id, wd_mono_ms(), &retry)) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry);
+        wd_http_set_header(r, "Retry-After", ra);
+        wd_http_reply_error(r, 429, "rate_limited", "too many requests; slow down", NULL);
+        return false;
+    }
+    if (strcmp(route->permission, "admin") == 0 && strcmp(p->role, "admin") != 0) {
+        wd_http_reply_error(r, 403, "forbidden", "this needs the admin role", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* ---- users --------------------------------------------------------------- */
+
+wd_status wd_api_create_user(wd_api *api, const char *username, const char *email,
+                             const char *role, const char *password, char *generated,
+                             size_t generated_len, char *id_out)
+{
+    char pw[64];
+    if (password == NULL) {
+        /* 24 random characters, shown once. */
+        char tok[64];
+        wd_status st = wd_token_new("", tok, sizeof tok);
+        if (st != WD_OK)
+            return st;
+        snprintf(pw, sizeof pw, "%.24s", tok);
+        password = pw;
+        if (generated)
+            snprintf(generated, generated_len, "%s", pw);
+    }
+    char hash[128];
+    wd_status st = wd_password_hash(password, (int)api->cfg.bcrypt_cost, hash, sizeof hash);
+    if (st != WD_OK)
+        return st;
+    char user[72], mail[256];
+    snprintf(user, sizeof user, "%s", username);
+    snprintf(mail, sizeof mail, "%s", email);
+    for (char *c = user; *c; c++)
+        *c = (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
+    for (char *c = mail; *c; c++)
+        *c = (char)((*c >= 'A' && *c <= 'Z') ? *c + 32 : *c);
+    PGconn *c = NULL;
+    if ((st = wd_db_acquire(api->db, &c)) != WD_OK)
+        return st;
+    const char *params[] = {user, mail, hash, role};
+    PGresult *res = NULL;
+    st = wd_db_exec(c,
+                    "INSERT INTO users (username, email, password_hash, role) "
+                    "VALUES ($1, $2, $3, $4) RETURNING id",
+                    4, params, &res);
+    if (st == WD_OK) {
+        if (id_out)
+            snprintf(id_out, 40, "%s", PQgetvalue(res, 0, 0));
+        json_t *meta = json_pack("{s:s, s:s}", "username", user, "role", role);
+        wd_api_audit(api, c, NULL, "user.create", "user", PQgetvalue(res, 0, 0), meta);
+    } else if (st == WD_ERR_EXISTS) {
+        st = WD_ERR(WD_ERR_EXISTS, "a user with that username or email exists already");
+    } else if (st == WD_ERR_INVALID) {
+        st = WD_ERR(WD_ERR_INVALID, "invalid username (a-z, 0-9, _ . -; up to 64) or email");
+    }
+    PQclear(res);
+    wd_db_release(api->db, c);
+    return st;
+}
+
+/* ---- lifecycle ------------------------------------------------------------ */
+
+wd_status wd_api_create(wd_api **out, const wd_api_cfg *cfg)
+{
+    wd_api *api = calloc(1, sizeof *api);
+    if (api == NULL)
+        return WD_ERR(WD_ERR_NOMEM, "out of memory");
+    api->cfg = *cfg;
+    if (api->cfg.issuer == NULL)
+        api->cfg.issuer = (char *)"warden";
+    wd_status st;
+    wd_db_cfg dc = wd_db_cfg_defaults();
+    dc.conninfo = cfg->database_url;
+    dc.size = (int)(cfg->db_pool > 0 ? cfg->db_pool : 8);
+    if ((st = load_jwt_keys(api)) != WD_OK || (st = wd_db_create(&api->db, &dc)) != WD_OK ||
+        (st = wd_limiter_create(&api->api_limit, (double)(cfg->api_rate > 0 ? cfg->api_rate : 50),
+                                (double)(cfg->api_burst > 0 ? cfg->api_burst : 100), 65536)) !=
+            WD_OK ||
+        (st = wd_backoff_create(&api->login_user, 5, 1, 900, 65536)) != WD_OK ||
+        (st = wd_backoff_create(&api->login_ip, 20, 1, 900, 65536)) != WD_OK) {
+        wd_api_destroy(&api);
+        return st;
+    }
+    *out = api;
+    return WD_OK;
+}
+
+wd_status wd_api_start(wd_api *api)
+{
+    PGconn *c = NULL;
+    wd_status st = wd_db_acquire(api->db, &c);
+    if (st != WD_OK)
+        return WD_ERR(st, "cannot reach the database: %s (check WARDEN_DATABASE_URL)",
+                      wd_err_msg());
+    int applied = 0;
+    st = wd_migrate(c, &applied);
+    wd_db_release(api->db, c);
+    if (st != WD_OK)
+        return st;
+    if (applied)
+        wd_info("database schema: applied %d migration(s), now at version %d", applied,
+                wd_migrate_latest());
+    if (api->cfg.nats_url && *api->cfg.nats_url) {
+        wd_bus_cfg bc = wd_bus_cfg_defaults();
+        bc.servers = api->cfg.nats_url;
+        bc.name = "warden-api";
+        bc.wait_for_server = true;
+        if ((st = wd_bus_connect(&api->bus, &bc)) != WD_OK)
+            return st;
+    }
+    size_t nroutes = 0;
+    wd_http_cfg hc = wd_http_cfg_defaults();
+    hc.bind = api->cfg.listen ? api->cfg.listen : "127.0.0.1";
+    hc.port = (int)api->cfg.port;
+    hc.workers = (int)(api->cfg.workers > 0 ? api->cfg.workers : 16);
+    hc.routes = wd_api_routes(&nroutes);
+    hc.nroutes = nroutes;
+    hc.ud = api;
+    hc.authorize = authorize;
+    if ((st = wd_http_start(&api->http, &hc)) != WD_OK)
+        return st;
+    wd_info("warden-api listening on http://%s:%d/api/v1/", hc.bind, wd_http_port(api->http));
+    return WD_OK;
+}
+
+int wd_api_port(const wd_api *api)
+{
+    return api->http ? wd_http_port(api->http) : 0;
+}
+
+const wd_api_cfg *wd_api_config(const wd_api *api)
+{
+    return &api->cfg;
+}
+
+void wd_api_destroy(wd_api **pa)
+{
+    if (pa == NULL || *pa == NULL)
+        return;
+    wd_api *api = *pa;
+    *pa = NULL;
+    wd_http_stop(&api->http);
+    wd_bus_destroy(&api->bus);
+    wd_db_destroy(&api->db);
+    wd_jwt_keyring_destroy(&api->keys);
+    wd_limiter_destroy(&api->api_limit);
+    wd_backoff_destroy(&api->login_user);
+    wd_backoff_destroy(&api->login_ip);
+    free(api);
+}

@@ -1,0 +1,74 @@
+/* warden-api's application context: configuration, the database pool, the
+ * bus, the token keyring, limiters, and the HTTP server with its routes.
+ *
+ * main.c parses settings into wd_api_cfg and calls wd_api_create/start;
+ * tests do the same with a throwaway PostgreSQL and nats-server. Handlers
+ * (auth.c, ...) get the context as their ud. Lifecycle functions are called
+ * from one thread; everything else is thread-safe. */
+#ifndef WD_APP_H
+#define WD_APP_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "http.h"
+#include "status.h"
+
+typedef struct {
+    char *listen;        /* address, default 127.0.0.1 */
+    long port;           /* 0: any free port */
+    char *database_url;  /* libpq conninfo or URI */
+    char *nats_url;      /* NULL: run without the bus (auth-only tests) */
+    char *data_dir;      /* keys live here unless given explicitly */
+    char *jwt_key_file;  /* "kid:base64secret" lines; created if missing */
+    char *issuer;        /* JWT iss and aud */
+    long access_ttl_s;
+    long refresh_ttl_s;
+    long bcrypt_cost;
+    long workers;
+    long db_pool;
+    long api_rate;       /* requests per second per principal */
+    long api_burst;
+} wd_api_cfg;
+
+typedef struct wd_api wd_api;
+
+/* The authenticated caller, attached to the request by the authorize hook. */
+typedef struct {
+    char user_id[64];
+    char username[72];
+    char role[32]; /* "admin" or "user" */
+    char sid[64];  /* refresh family of the session ("" for API keys) */
+} wd_principal;
+
+wd_status wd_api_create(wd_api **out, const wd_api_cfg *cfg);
+/* Connects, migrates the schema, listens. */
+wd_status wd_api_start(wd_api *api);
+int wd_api_port(const wd_api *api);
+void wd_api_destroy(wd_api **api);
+
+/* Creates a user (role admin or user). password NULL: a random one is
+ * generated and returned in generated (>= 25 bytes), to be shown once. */
+wd_status wd_api_create_user(wd_api *api, const char *username, const char *email,
+                             const char *role, const char *password, char *generated,
+                             size_t generated_len, char *id_out);
+
+/* ---- for handlers ---- */
+const wd_api_cfg *wd_api_config(const wd_api *api);
+/* A pooled connection; release it with wd_api_db_release. Replies 503 on
+ * failure and returns NULL. */
+PGconn *wd_api_db(wd_api *api, wd_http_req *r);
+void wd_api_db_release(wd_api *api, PGconn *c);
+/* Writes one audit row (best effort: a failure is logged, not fatal). */
+void wd_api_audit(wd_api *api, PGconn *c, wd_http_req *r, const char *action,
+                  const char *target_type, const char *target_id, json_t *metadata);
+const wd_principal *wd_api_principal(wd_http_req *r);
+
+/* Route handlers (auth.c). */
+void wd_auth_login(wd_http_req *r, void *ud);
+void wd_auth_refresh(wd_http_req *r, void *ud);
+void wd_auth_logout(wd_http_req *r, void *ud);
+void wd_auth_me(wd_http_req *r, void *ud);
+
+#endif

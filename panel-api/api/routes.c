@@ -1,0 +1,26 @@
+/* The route table: every endpoint of /api/v1 with the permission it needs.
+ * (A test walks this table: every non-public route answers 401 without
+ * credentials.) docs/api.md documents each route. */
+#include <stddef.h>
+
+#include "app.h"
+
+static void healthz(wd_http_req *r, void *ud)
+{
+    wd_http_reply_json(r, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static const wd_route routes[] = {
+    {"GET", "/healthz", NULL, healthz},
+    {"POST", "/api/v1/auth/login", NULL, wd_auth_login},
+    {"POST", "/api/v1/auth/refresh", NULL, wd_auth_refresh},
+    {"POST", "/api/v1/auth/logout", "user", wd_auth_logout},
+    {"GET", "/api/v1/me", "user", wd_auth_me},
+};
+
+const wd_route *wd_api_routes(size_t *n);
+const wd_route *wd_api_routes(size_t *n)
+{
+    *n = sizeof routes / sizeof routes[0];
+    return routes;
+}

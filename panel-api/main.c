@@ -1,0 +1,160 @@
+/* warden-api: settings, subcommands, run until SIGINT/SIGTERM.
+ *
+ *   warden-api [options]                       serve the API
+ *   warden-api admin create --username U --email E [--password-stdin] [options]
+ *                                              create an admin; prints a
+ *                                              one-time password unless
+ *                                              one is read from stdin
+ * Everything else lives in the api library. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "config.h"
+#include "log.h"
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+int main(int argc, char **argv)
+{
+    wd_api_cfg c = {0};
+    char *log_level = NULL, *admin_user = NULL, *admin_email = NULL, *admin_password = NULL;
+    bool password_stdin = false;
+    wd_cfg_opt opts[] = {
+        {"listen", "WARDEN_API_LISTEN", WD_CFG_STR, "127.0.0.1", 0, 0, &c.listen,
+         "address to listen on"},
+        {"port", "WARDEN_API_PORT", WD_CFG_INT, "8080", 0, 65535, &c.port,
+         "TCP port (0: any free port, logged at start)"},
+        {"database-url", "WARDEN_DATABASE_URL", WD_CFG_STR, NULL, 0, 0, &c.database_url,
+         "PostgreSQL connection string or URI (required)"},
+        {"nats-url", "WARDEN_NATS_URL", WD_CFG_STR, "nats://127.0.0.1:4222", 0, 0, &c.nats_url,
+         "NATS server URLs, comma-separated"},
+        {"data-dir", "WARDEN_API_DATA_DIR", WD_CFG_STR, "/var/lib/warden-api", 0, 0,
+         &c.data_dir, "where the API keeps its key files"},
+        {"jwt-key-file", "WARDEN_JWT_KEY_FILE", WD_CFG_STR, NULL, 0, 0, &c.jwt_key_file,
+         "token signing keys, KID:BASE64 per line, first active (default DATA_DIR/jwt.key, "
+         "created if missing)"},
+        {"issuer", "WARDEN_API_ISSUER", WD_CFG_STR, "warden", 0, 0, &c.issuer,
+         "JWT issuer and audience"},
+        {"access-ttl", "WARDEN_ACCESS_TTL", WD_CFG_INT, "900", 60, 86400, &c.access_ttl_s,
+         "access token lifetime, seconds"},
+        {"refresh-ttl", "WARDEN_REFRESH_TTL", WD_CFG_INT, "2592000", 300, 31536000,
+         &c.refresh_ttl_s, "refresh token lifetime, seconds"},
+        {"bcrypt-cost", "WARDEN_BCRYPT_COST", WD_CFG_INT, "12", 4, 15, &c.bcrypt_cost,
+         "bcrypt cost for new passwords"},
+        {"workers", "WARDEN_API_WORKERS", WD_CFG_INT, "16", 1, 256, &c.workers,
+         "handler threads"},
+        {"db-pool", "WARDEN_DB_POOL", WD_CFG_INT, "8", 1, 256, &c.db_pool,
+         "database connections"},
+        {"api-rate", "WARDEN_API_RATE", WD_CFG_INT, "50", 1, 100000, &c.api_rate,
+         "requests per second per user or key"},
+        {"api-burst", "WARDEN_API_BURST", WD_CFG_INT, "100", 1, 100000, &c.api_burst,
+         "burst of requests per user or key"},
+        {"username", "WARDEN_ADMIN_USERNAME", WD_CFG_STR, NULL, 0, 0, &admin_user,
+         "admin create: the username (also: first-start admin from the environment)"},
+        {"email", "WARDEN_ADMIN_EMAIL", WD_CFG_STR, NULL, 0, 0, &admin_email,
+         "admin create: the email"},
+        {"password", "WARDEN_ADMIN_PASSWORD", WD_CFG_STR, NULL, 0, 0, &admin_password,
+         "first-start admin password from the environment (avoid on command lines)"},
+        {"password-stdin", NULL, WD_CFG_BOOL, "false", 0, 0, &password_stdin,
+         "admin create: read the password from standard input"},
+        {"log-level", "WARDEN_LOG_LEVEL", WD_CFG_STR, "info", 0, 0, &log_level,
+         "debug, info, warn or error"},
+    };
+    size_t nopts = sizeof opts / sizeof opts[0];
+    int nrest = 0;
+    char **rest = NULL;
+    wd_log_set_component("api");
+    wd_status st = wd_config_parse(opts, nopts, "warden-api",
+                                   "Warden's REST API (subcommand: admin create).", argc, argv,
+                                   &nrest, &rest);
+    if (st == WD_ERR_CLOSED)
+        return 0;
+    if (st != WD_OK) {
+        fprintf(stderr, "warden-api: %s\n", wd_err_msg());
+        return 2;
+    }
+    wd_log_level lvl;
+    if (!wd_log_parse_level(log_level, &lvl)) {
+        fprintf(stderr, "warden-api: --log-level must be debug, info, warn or error\n");
+        return 2;
+    }
+    wd_log_set_level(lvl);
+    bool admin_create = nrest == 2 && strcmp(rest[0], "admin") == 0 && strcmp(rest[1], "create") == 0;
+    if (nrest != 0 && !admin_create) {
+        fprintf(stderr, "warden-api: unknown command (try: warden-api admin create --help)\n");
+        return 2;
+    }
+    if (c.database_url == NULL) {
+        fprintf(stderr, "warden-api: set WARDEN_DATABASE_URL (or --database-url), e.g. "
+                        "postgresql://warden@127.0.0.1/warden\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    int rc = 0;
+    wd_api *api = NULL;
+    if (admin_create) {
+        c.nats_url = NULL; /* not needed to create a user */
+        c.port = 0;
+    }
+    if ((st = wd_api_create(&api, &c)) != WD_OK) {
+        fprintf(stderr, "warden-api: %s\n", wd_err_msg());
+        rc = 1;
+        goto out;
+    }
+    if (admin_create) {
+        if (admin_user == NULL || admin_email == NULL) {
+            fprintf(stderr, "warden-api: admin create needs --username and --email\n");
+            rc = 2;
+            goto out;
+        }
+        char pwbuf[128] = "", generated[64] = "", id[40] = "";
+        const char *pw = NULL;
+        if (password_stdin) {
+            if (fgets(pwbuf, sizeof pwbuf, stdin) == NULL || pwbuf[0] == '\n') {
+                fprintf(stderr, "warden-api: no password on standard input\n");
+                rc = 2;
+                goto out;
+            }
+            pwbuf[strcspn(pwbuf, "\r\n")] = '\0';
+            pw = pwbuf;
+        }
+        /* Migrations first: admin create may be the very first command. */
+        if ((st = wd_api_start(api)) != WD_OK ||
+            (st = wd_api_create_user(api, admin_user, admin_email, "admin", pw, generated,
+                                     sizeof generated, id)) != WD_OK) {
+            fprintf(stderr, "warden-api: %s\n", wd_err_msg());
+            rc = 1;
+            goto out;
+        }
+        printf("created admin %s (id %s)\n", admin_user, id);
+        if (generated[0])
+            printf("one-time password: %s\n(shown only now: log in and change it)\n",
+                   generated);
+        goto out;
+    }
+    if ((st = wd_api_start(api)) != WD_OK) {
+        fprintf(stderr, "warden-api: %s\n", wd_err_msg());
+        rc = 1;
+        goto out;
+    }
+    while (!stop_signal)
+        pause();
+    wd_info("signal %d: shutting down", (int)stop_signal);
+out:
+    wd_api_destroy(&api);
+    wd_config_free(opts, nopts);
+    return rc;
+}
