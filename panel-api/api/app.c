@@ -244,6 +244,64 @@ static bool authorize(wd_http_req *r, const wd_route *route, void *ud)
     return true;
 }
 
+/* ---- operations --------------------------------------------------------- */
+
+extern const char wd_openapi_json[];
+extern const size_t wd_openapi_json_len;
+
+void wd_api_readyz(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    bool db_ok = wd_db_ping(api->db) == WD_OK;
+    const char *nats = api->bus == NULL ? "not configured"
+                       : wd_bus_connected(api->bus) ? "ok"
+                                                    : "unreachable";
+    bool ok = db_ok && strcmp(nats, "unreachable") != 0;
+    wd_http_reply_json(r, ok ? 200 : 503,
+                       json_pack("{s:s, s:s, s:s}", "status", ok ? "ready" : "not_ready",
+                                 "database", db_ok ? "ok" : "unreachable", "nats", nats));
+}
+
+void wd_api_metrics(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    wd_db_stats ds;
+    wd_db_stats_get(api->db, &ds);
+    char extra[1024];
+    snprintf(extra, sizeof extra,
+             "# TYPE warden_db_pool_size gauge\nwarden_db_pool_size %d\n"
+             "# TYPE warden_db_pool_in_use gauge\nwarden_db_pool_in_use %d\n"
+             "# TYPE warden_db_pool_open gauge\nwarden_db_pool_open %d\n"
+             "# TYPE warden_db_acquires_total counter\nwarden_db_acquires_total %llu\n"
+             "# TYPE warden_db_acquire_waits_total counter\nwarden_db_acquire_waits_total %llu\n"
+             "# TYPE warden_db_acquire_timeouts_total counter\n"
+             "warden_db_acquire_timeouts_total %llu\n"
+             "# TYPE warden_db_reconnects_total counter\nwarden_db_reconnects_total %llu\n"
+             "# TYPE warden_nats_connected gauge\nwarden_nats_connected %d\n",
+             ds.size, ds.in_use, ds.open, (unsigned long long)ds.acquires,
+             (unsigned long long)ds.waits, (unsigned long long)ds.timeouts,
+             (unsigned long long)ds.reconnects, api->bus && wd_bus_connected(api->bus) ? 1 : 0);
+    char *text = wd_metrics_render(api->metrics, extra);
+    if (text == NULL) {
+        wd_http_reply_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    wd_http_reply_raw(r, 200, "text/plain; version=0.0.4", text, strlen(text));
+    free(text);
+}
+
+void wd_api_openapi(wd_http_req *r, void *ud)
+{
+    wd_http_reply_raw(r, 200, "application/json", wd_openapi_json, wd_openapi_json_len);
+}
+
+static void on_completed(const wd_route *route, const char *method, int status, int64_t usec,
+                         void *ud)
+{
+    wd_api *api = ud;
+    wd_metrics_observe(api->metrics, route, status, usec);
+}
+
 /* ---- users --------------------------------------------------------------- */
 
 wd_status wd_api_create_user(wd_api *api, const char *username, const char *email,
@@ -356,6 +414,9 @@ wd_status wd_api_start(wd_api *api)
     hc.nroutes = nroutes;
     hc.ud = api;
     hc.authorize = authorize;
+    hc.completed = on_completed;
+    if ((st = wd_metrics_create(&api->metrics, hc.routes, nroutes)) != WD_OK)
+        return st;
     if ((st = wd_http_start(&api->http, &hc)) != WD_OK)
         return st;
     wd_info("warden-api listening on http://%s:%d/api/v1/", hc.bind, wd_http_port(api->http));
@@ -385,5 +446,6 @@ void wd_api_destroy(wd_api **pa)
     wd_limiter_destroy(&api->api_limit);
     wd_backoff_destroy(&api->login_user);
     wd_backoff_destroy(&api->login_ip);
+    wd_metrics_destroy(&api->metrics);
     free(api);
 }

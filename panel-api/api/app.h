@@ -65,6 +65,11 @@ void wd_api_audit(wd_api *api, PGconn *c, wd_http_req *r, const char *action,
                   const char *target_type, const char *target_id, json_t *metadata);
 const wd_principal *wd_api_principal(wd_http_req *r);
 
+/* Route handlers (app.c: operations). */
+void wd_api_readyz(wd_http_req *r, void *ud);
+void wd_api_metrics(wd_http_req *r, void *ud);
+void wd_api_openapi(wd_http_req *r, void *ud);
+
 /* Route handlers (auth.c). */
 void wd_auth_login(wd_http_req *r, void *ud);
 void wd_auth_refresh(wd_http_req *r, void *ud);

@@ -7,6 +7,7 @@
 #include "db.h"
 #include "jwt.h"
 #include "limiter.h"
+#include "metrics.h"
 
 struct wd_api {
     wd_api_cfg cfg;
@@ -17,6 +18,7 @@ struct wd_api {
     wd_limiter *api_limit;
     wd_backoff *login_user; /* failed logins per account */
     wd_backoff *login_ip;   /* failed logins per address */
+    wd_metrics *metrics;
 };
 
 /* Issues an access JWT for a user and session. */

@@ -12,6 +12,9 @@ static void healthz(wd_http_req *r, void *ud)
 
 static const wd_route routes[] = {
     {"GET", "/healthz", NULL, healthz},
+    {"GET", "/readyz", NULL, wd_api_readyz},
+    {"GET", "/metrics", NULL, wd_api_metrics},
+    {"GET", "/api/v1/openapi.json", NULL, wd_api_openapi},
     {"POST", "/api/v1/auth/login", NULL, wd_auth_login},
     {"POST", "/api/v1/auth/refresh", NULL, wd_auth_refresh},
     {"POST", "/api/v1/auth/logout", "user", wd_auth_logout},

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "app.h"
 #include "harness.h"
@@ -232,6 +233,67 @@ static void test_route_walk(void)
     }
 }
 
+static void test_openapi_matches_routes(void)
+{
+    json_t *spec = NULL;
+    CU_ASSERT_EQUAL_FATAL(call("GET", "/api/v1/openapi.json", NULL, NULL, &spec, NULL), 200);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(spec);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(spec, "openapi")), "3.1.0");
+    json_t *paths = json_object_get(spec, "paths");
+    size_t n = 0, in_spec = 0;
+    const wd_route *routes = wd_api_routes(&n);
+    for (size_t i = 0; i < n; i++) {
+        char method[16];
+        snprintf(method, sizeof method, "%s", routes[i].method);
+        for (char *c = method; *c; c++)
+            *c = (char)(*c + 32 * (*c >= 'A' && *c <= 'Z'));
+        json_t *op = json_object_get(json_object_get(paths, routes[i].pattern), method);
+        if (op == NULL)
+            fprintf(stderr, "route %s %s is not in openapi.json\n", routes[i].method,
+                    routes[i].pattern);
+        CU_ASSERT_PTR_NOT_NULL(op);
+        /* A public route says so in the spec; a protected one does not. */
+        json_t *sec = json_object_get(op, "security");
+        CU_ASSERT_EQUAL(routes[i].permission == NULL, sec && json_array_size(sec) == 0);
+    }
+    const char *path;
+    json_t *item;
+    json_object_foreach(paths, path, item)
+    {
+        const char *m;
+        json_t *op;
+        json_object_foreach(item, m, op)
+        {
+            in_spec++;
+            bool found = false;
+            for (size_t i = 0; i < n && !found; i++)
+                found = strcmp(routes[i].pattern, path) == 0 && strcasecmp(routes[i].method, m) == 0;
+            if (!found)
+                fprintf(stderr, "openapi.json has %s %s, the router does not\n", m, path);
+            CU_ASSERT(found);
+        }
+    }
+    CU_ASSERT_EQUAL(in_spec, n);
+    json_decref(spec);
+}
+
+static void test_ops(void)
+{
+    json_t *j = NULL;
+    CU_ASSERT_EQUAL(call("GET", "/healthz", NULL, NULL, &j, NULL), 200);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("GET", "/readyz", NULL, NULL, &j, NULL), 200);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "database")), "ok");
+    json_decref(j);
+    char *body = NULL;
+    CU_ASSERT_EQUAL(wd_h_http(port, "GET", "/metrics", NULL, NULL, NULL, &body), 200);
+    CU_ASSERT_PTR_NOT_NULL(
+        strstr(body, "warden_http_requests_total{route=\"/api/v1/auth/login\",method=\"POST\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "warden_http_request_duration_seconds_bucket{"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "warden_db_pool_size 4"));
+    free(body);
+}
+
 int main(void)
 {
     static const wd_h_case cases[] = {
@@ -240,6 +302,9 @@ int main(void)
         {"tampered, alg:none, garbage tokens and other schemes are 401", test_bad_tokens},
         {"bad login bodies are 400; SQL is data; failures back off with 429", test_bad_logins},
         {"every route that needs a permission answers 401 without credentials", test_route_walk},
+        {"the router's routes and openapi.json's operations are the same set",
+         test_openapi_matches_routes},
+        {"healthz, readyz and metrics", test_ops},
         {NULL, NULL}};
     wd_h_suite("api-auth", suite_init, suite_clean, cases);
     return wd_h_run();
