@@ -1,23 +1,41 @@
 #!/usr/bin/env bash
-# The local stack behind `make run`: a private nats-server (JetStream, data
-# in ./var/nats) on 127.0.0.1 and one warden-agent (data in ./var/agent),
-# in the foreground. Ctrl-C stops the agent (and, here, its games) and NATS.
+# The local stack behind `make run`, in the foreground, everything on
+# 127.0.0.1 and all data under ./var:
+#   nats-server (JetStream)   var/nats
+#   PostgreSQL                var/pg      (a private cluster, not the system one)
+#   warden-api                var/api     (first run: creates an admin and prints
+#                                          its one-time password)
+#   warden-agent              var/agent
+# Ctrl-C stops the agent (and, here, its games), the API, PostgreSQL and NATS.
 #
 #   WARDEN_NATS_PORT   NATS client port (default 4222)
+#   WARDEN_PG_PORT     PostgreSQL port (default 5433)
+#   WARDEN_API_PORT    API port (default 8080)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 BUILD=${BUILD:-build}
 PORT=${WARDEN_NATS_PORT:-4222}
+PG_PORT=${WARDEN_PG_PORT:-5433}
+API_PORT=${WARDEN_API_PORT:-8080}
+PG_BIN=/usr/lib/postgresql/15/bin
 VAR="$ROOT/var"
-mkdir -p "$VAR/nats" "$VAR/agent" "$VAR/log"
+mkdir -p "$VAR/nats" "$VAR/agent" "$VAR/log" "$VAR/api"
 BIN="$ROOT/$BUILD"
 NATS_URL="nats://127.0.0.1:$PORT"
 
-if (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null; then
-  echo "run: port $PORT is already in use (another 'make run'?). Stop it, or set WARDEN_NATS_PORT." >&2
-  exit 1
-fi
+in_use() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
+for p in "$PORT:WARDEN_NATS_PORT" "$PG_PORT:WARDEN_PG_PORT" "$API_PORT:WARDEN_API_PORT"; do
+  if in_use "${p%%:*}"; then
+    echo "run: port ${p%%:*} is already in use (another 'make run'?). Stop it, or set ${p##*:}." >&2
+    exit 1
+  fi
+done
+
+# PostgreSQL refuses to run as root: as root, the cluster belongs to postgres.
+# setpriv execs the command itself, so signals reach the postmaster.
+AS_PG=()
+[ "$(id -u)" -eq 0 ] && AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --)
 
 pids=()
 cleanup() {
@@ -25,6 +43,8 @@ cleanup() {
   echo
   echo "run: stopping (games are stopped too)..."
   [ -n "${agent_pid:-}" ] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
+  [ -n "${api_pid:-}" ] && kill -TERM "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
+  [ -n "${pg_pid:-}" ] && kill -INT "$pg_pid" 2>/dev/null && wait "$pg_pid" 2>/dev/null || true
   [ -n "${nats_pid:-}" ] && kill -INT "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
   echo "run: stopped. Data stays in $VAR."
 }
@@ -34,6 +54,43 @@ nats-server -a 127.0.0.1 -p "$PORT" -js -sd "$VAR/nats" >>"$VAR/log/nats.log" 2>
 nats_pid=$!
 for _ in $(seq 100); do
   (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break
+  sleep 0.05
+done
+
+# PostgreSQL: a private cluster under var/pg, created on the first run.
+if [ ! -s "$VAR/pg/data/PG_VERSION" ]; then
+  echo "run: creating a PostgreSQL cluster in var/pg ..."
+  mkdir -p "$VAR/pg/data" "$VAR/pg/run"
+  [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$VAR/pg"
+  chmod 700 "$VAR/pg/data"
+  "${AS_PG[@]}" "$PG_BIN/initdb" -D "$VAR/pg/data" -A trust -U postgres >>"$VAR/log/postgres.log" 2>&1
+fi
+[ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$VAR/pg"
+"${AS_PG[@]}" "$PG_BIN/postgres" -D "$VAR/pg/data" -p "$PG_PORT" -k "$VAR/pg/run" \
+  -c listen_addresses=127.0.0.1 >>"$VAR/log/postgres.log" 2>&1 &
+pg_pid=$!
+for _ in $(seq 200); do
+  "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres && break
+  sleep 0.05
+done
+"$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -tc \
+  "SELECT 1 FROM pg_database WHERE datname = 'warden'" | grep -q 1 ||
+  "$PG_BIN/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -c "CREATE DATABASE warden" >/dev/null
+export WARDEN_DATABASE_URL="postgresql://postgres@127.0.0.1:$PG_PORT/warden"
+
+# The API. First run: an admin with a one-time password.
+ADMIN_MSG=""
+if [ ! -e "$VAR/api/admin-created" ]; then
+  out=$("$BIN/panel-api/warden-api" admin create --username admin --email admin@localhost \
+        --data-dir "$VAR/api" --log-level warn 2>&1) || { echo "$out" >&2; exit 1; }
+  touch "$VAR/api/admin-created"
+  ADMIN_MSG="$out"
+fi
+"$BIN/panel-api/warden-api" --port "$API_PORT" --data-dir "$VAR/api" --nats-url "$NATS_URL" \
+  >>"$VAR/log/api.log" 2>&1 &
+api_pid=$!
+for _ in $(seq 100); do
+  in_use "$API_PORT" && break
   sleep 0.05
 done
 
@@ -54,8 +111,17 @@ fi
 
 cat <<MSG
 Warden is running.
+  API      http://127.0.0.1:$API_PORT/api/v1/   (log: var/log/api.log)
   NATS     $NATS_URL   (log: var/log/nats.log)
+  Postgres 127.0.0.1:$PG_PORT   (log: var/log/postgres.log)
   agent    node $NODE   (log: var/log/agent.log)
+${ADMIN_MSG:+
+First run: an admin account was created.
+$ADMIN_MSG
+}
+Log in to the API:
+  curl -s -X POST http://127.0.0.1:$API_PORT/api/v1/auth/login \\
+       -H 'Content-Type: application/json' -d '{"username":"admin","password":"<password>"}'
 
 Try, in another terminal (from $ROOT):
   export WARDEN_NATS_URL=$NATS_URL
