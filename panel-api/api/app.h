@@ -70,6 +70,13 @@ void wd_api_readyz(wd_http_req *r, void *ud);
 void wd_api_metrics(wd_http_req *r, void *ud);
 void wd_api_openapi(wd_http_req *r, void *ud);
 
+/* Route handlers (templates.c). */
+void wd_templates_list(wd_http_req *r, void *ud);
+void wd_templates_get(wd_http_req *r, void *ud);
+void wd_templates_create(wd_http_req *r, void *ud);
+void wd_templates_replace(wd_http_req *r, void *ud);
+void wd_templates_delete(wd_http_req *r, void *ud);
+
 /* Route handlers (auth.c). */
 void wd_auth_login(wd_http_req *r, void *ud);
 void wd_auth_refresh(wd_http_req *r, void *ud);

@@ -19,6 +19,11 @@ static const wd_route routes[] = {
     {"POST", "/api/v1/auth/refresh", NULL, wd_auth_refresh},
     {"POST", "/api/v1/auth/logout", "user", wd_auth_logout},
     {"GET", "/api/v1/me", "user", wd_auth_me},
+    {"GET", "/api/v1/templates", "user", wd_templates_list},
+    {"POST", "/api/v1/templates", "admin", wd_templates_create},
+    {"GET", "/api/v1/templates/{id}", "user", wd_templates_get},
+    {"PUT", "/api/v1/templates/{id}", "admin", wd_templates_replace},
+    {"DELETE", "/api/v1/templates/{id}", "admin", wd_templates_delete},
 };
 
 const wd_route *wd_api_routes(size_t *n);

@@ -1,0 +1,250 @@
+/* Template routes: list, read, create (Warden JSON or a Pterodactyl egg),
+ * replace, delete. Templates are validated by common/template.c before
+ * anything is stored; what an egg import could not carry over is returned
+ * as import_notes. Reading is open to every user (they pick one for a
+ * server); writing is admin-only. */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_int.h"
+#include "input.h"
+#include "template.h"
+#include "util.h"
+
+/* Parses the request body as a template; replies 400 on failure. */
+static Warden__V1__Template *parse_body(wd_http_req *r)
+{
+    size_t len = 0;
+    const char *body = wd_http_body(r, &len);
+    if (len == 0) {
+        wd_http_reply_error(r, 400, "invalid_json", "the body must be a template (JSON)", NULL);
+        return NULL;
+    }
+    Warden__V1__Template *t = NULL;
+    if (wd_template_parse_json(body, len, &t) != WD_OK) {
+        wd_http_reply_error(r, 400, "invalid_template", wd_err_msg(), NULL);
+        return NULL;
+    }
+    return t;
+}
+
+/* The stored slug: the template id, lower-case, '_' as '-'. */
+static void slug_of(const Warden__V1__Template *t, char *out, size_t n)
+{
+    snprintf(out, n, "%s", t->id ? t->id : "");
+    for (char *c = out; *c; c++)
+        *c = *c == '_' ? '-' : (char)tolower((unsigned char)*c);
+}
+
+static json_t *row_json(PGresult *res, int i, bool with_body)
+{
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "id", PQgetvalue(res, i, 0),
+                          "slug", PQgetvalue(res, i, 1), "name", PQgetvalue(res, i, 2),
+                          "description", PQgetvalue(res, i, 3), "author", PQgetvalue(res, i, 4),
+                          "created_at", PQgetvalue(res, i, 5), "updated_at",
+                          PQgetvalue(res, i, 6));
+    if (with_body && PQnfields(res) > 7) {
+        json_t *body = json_loads(PQgetvalue(res, i, 7), 0, NULL);
+        if (body)
+            json_object_set_new(j, "template", body);
+    }
+    return j;
+}
+
+#define COLS                                                                                   \
+    "id, slug, name, description, author, "                                                    \
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                 \
+    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+void wd_templates_list(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    static const char *const sortable[] = {"name", "slug", "created_at", NULL};
+    wd_page pg;
+    if (wd_input_page(wd_http_query(r, "per_page"), wd_http_query(r, "page"),
+                      wd_http_query(r, "sort"), sortable, &pg) != WD_OK) {
+        wd_http_reply_status(r, WD_ERR_INVALID);
+        return;
+    }
+    const char *q = wd_http_query(r, "search");
+    if (q && strlen(q) > 100) {
+        wd_http_reply_error(r, 400, "invalid_argument", "search is longer than 100 bytes", NULL);
+        return;
+    }
+    /* The sort column comes from the fixed list above, never from input. */
+    char sql[512], limit[16], offset[24], pattern[128];
+    snprintf(sql, sizeof sql,
+             "SELECT " COLS ", count(*) OVER () FROM templates "
+             "WHERE ($1::text IS NULL OR name ILIKE $1 OR slug ILIKE $1) "
+             "ORDER BY %s %s, id LIMIT $2 OFFSET $3",
+             strcmp(pg.sort, "slug") == 0 ? "slug" : strcmp(pg.sort, "created_at") == 0 ? "created_at" : "name",
+             pg.desc ? "DESC" : "ASC");
+    snprintf(limit, sizeof limit, "%d", pg.limit);
+    snprintf(offset, sizeof offset, "%lld", (long long)(pg.page - 1) * pg.limit);
+    if (q) {
+        /* ILIKE metacharacters in the search are taken literally. */
+        size_t k = 0;
+        pattern[k++] = '%';
+        for (const char *c = q; *c && k < sizeof pattern - 3; c++) {
+            if (*c == '%' || *c == '_' || *c == '\\')
+                pattern[k++] = '\\';
+            pattern[k++] = *c;
+        }
+        pattern[k++] = '%';
+        pattern[k] = '\0';
+    }
+    const char *params[] = {q ? pattern : NULL, limit, offset};
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c, sql, 3, params, &res);
+    wd_api_db_release(api, c);
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    json_t *items = json_array();
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++)
+        json_array_append_new(items, row_json(res, i, false));
+    long long total = n ? strtoll(PQgetvalue(res, 0, 7), NULL, 10) : 0;
+    PQclear(res);
+    wd_http_reply_json(r, 200,
+                       json_pack("{s:o, s:{s:i, s:i, s:I}}", "data", items, "pagination", "page",
+                                 pg.page, "per_page", pg.limit, "total", (json_int_t)total));
+}
+
+void wd_templates_get(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    if (!wd_uuid_valid(id)) {
+        wd_http_reply_error(r, 400, "invalid_argument", "template id must be a UUID", NULL);
+        return;
+    }
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c, "SELECT " COLS ", body::text FROM templates WHERE id = $1", 1,
+                              params, &res);
+    wd_api_db_release(api, c);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "template %s not found", id);
+    if (st != WD_OK) {
+        PQclear(res);
+        wd_http_reply_status(r, st);
+        return;
+    }
+    json_t *j = row_json(res, 0, true);
+    PQclear(res);
+    wd_http_reply_json(r, 200, j);
+}
+
+/* Shared by create and replace. id NULL: create. */
+static void store(wd_http_req *r, wd_api *api, const char *id)
+{
+    if (id && !wd_uuid_valid(id)) {
+        wd_http_reply_error(r, 400, "invalid_argument", "template id must be a UUID", NULL);
+        return;
+    }
+    Warden__V1__Template *t = parse_body(r);
+    if (t == NULL)
+        return;
+    char *text = NULL, slug[80];
+    slug_of(t, slug, sizeof slug);
+    wd_status st = wd_template_to_json(t, &text);
+    json_t *notes = json_array();
+    for (size_t i = 0; i < t->n_import_notes; i++)
+        json_array_append_new(notes, json_string(t->import_notes[i]));
+    PGconn *c = st == WD_OK ? wd_api_db(api, r) : NULL;
+    if (st != WD_OK || c == NULL) {
+        if (st != WD_OK)
+            wd_http_reply_status(r, st);
+        json_decref(notes);
+        free(text);
+        wd_template_free(&t);
+        return;
+    }
+    const char *name = t->name && *t->name ? t->name : slug;
+    const char *params[] = {slug, name, t->description ? t->description : "",
+                            t->author ? t->author : "", text, id};
+    PGresult *res = NULL;
+    st = wd_db_exec(c,
+                    id ? "UPDATE templates SET slug = $1, name = $2, description = $3, "
+                         "author = $4, body = $5::jsonb WHERE id = $6 RETURNING " COLS
+                       : "INSERT INTO templates (slug, name, description, author, body) "
+                         "VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING " COLS,
+                    id ? 6 : 5, params, &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "template %s not found", id);
+    else if (st == WD_ERR_EXISTS)
+        st = WD_ERR(WD_ERR_EXISTS, "a template with the slug '%s' exists already", slug);
+    else if (st == WD_ERR_INVALID)
+        st = WD_ERR(WD_ERR_INVALID, "template id '%s' cannot be a slug (a-z, 0-9, -; up to 64)",
+                    slug);
+    if (st == WD_OK) {
+        json_t *meta = json_pack("{s:s, s:s}", "slug", slug, "name", name);
+        wd_api_audit(api, c, r, id ? "template.update" : "template.create", "template",
+                     PQgetvalue(res, 0, 0), meta);
+        json_t *j = row_json(res, 0, false);
+        json_object_set_new(j, "import_notes", notes);
+        notes = NULL;
+        wd_http_reply_json(r, id ? 200 : 201, j);
+    } else {
+        wd_http_reply_status(r, st);
+    }
+    PQclear(res);
+    wd_api_db_release(api, c);
+    json_decref(notes);
+    free(text);
+    wd_template_free(&t);
+}
+
+void wd_templates_create(wd_http_req *r, void *ud)
+{
+    store(r, ud, NULL);
+}
+
+void wd_templates_replace(wd_http_req *r, void *ud)
+{
+    store(r, ud, wd_http_param(r, "id"));
+}
+
+void wd_templates_delete(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    if (!wd_uuid_valid(id)) {
+        wd_http_reply_error(r, 400, "invalid_argument", "template id must be a UUID", NULL);
+        return;
+    }
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c,
+                              "SELECT (SELECT count(*) FROM servers WHERE template_id = $1), "
+                              "EXISTS (SELECT 1 FROM templates WHERE id = $1)",
+                              1, params, &res);
+    if (st == WD_OK && strcmp(PQgetvalue(res, 0, 1), "t") != 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "template %s not found", id);
+    else if (st == WD_OK && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+        st = WD_ERR(WD_ERR_STATE, "template is used by %s server(s): delete or move them first",
+                    PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (st == WD_OK)
+        st = wd_db_exec(c, "DELETE FROM templates WHERE id = $1", 1, params, NULL);
+    if (st == WD_OK)
+        wd_api_audit(api, c, r, "template.delete", "template", id, NULL);
+    wd_api_db_release(api, c);
+    if (st != WD_OK)
+        wd_http_reply_status(r, st);
+    else
+        wd_http_reply_json(r, 204, NULL);
+}
