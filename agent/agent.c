@@ -22,6 +22,7 @@
 #include "log.h"
 #include "sandbox.h"
 #include "subject.h"
+#include "warden/v1/node.pb-c.h"
 
 static void reply_error(wd_agent *ag, natsMsg *m, wd_status st, const char *msg)
 {
@@ -198,6 +199,10 @@ static wd_status load_node_id(wd_agent *ag)
     }
     if (st != WD_ERR_NOT_FOUND)
         return st;
+    if (ag->cfg->join_token && *ag->cfg->join_token) {
+        ag->needs_join = true; /* the panel gives us our id (wd_agent_start) */
+        return WD_OK;
+    }
     char id[WD_UUID_LEN + 1];
     wd_uuid_new(id);
     char line[WD_UUID_LEN + 2];
@@ -265,6 +270,10 @@ wd_status wd_agent_create(wd_agent **out, const wd_agent_cfg *cfg)
     char abs[PATH_MAX];
     if ((st = wd_mkdir_p(cfg->data_dir, 0755)) != WD_OK)
         goto fail;
+    if (cfg->join_token && *cfg->join_token && cfg->node_id && *cfg->node_id) {
+        st = WD_ERR(WD_ERR_INVALID, "give either a join token or a node id, not both");
+        goto fail;
+    }
     if (realpath(cfg->data_dir, abs) == NULL) {
         st = WD_ERR(WD_ERR_IO, "data dir %s: %s", cfg->data_dir, strerror(errno));
         goto fail;
@@ -305,6 +314,55 @@ fail:
     return st;
 }
 
+/* Trades the join token for this node's identity, retrying while NATS or
+ * the panel is not there yet (up to a minute). */
+static wd_status join(wd_agent *ag)
+{
+    Warden__V1__JoinRequest req = WARDEN__V1__JOIN_REQUEST__INIT;
+    Warden__V1__NodeCapabilities caps = WARDEN__V1__NODE_CAPABILITIES__INIT;
+    caps.isolation = ag->isolate;
+    caps.cgroups = ag->cgroups;
+    caps.unprivileged = ag->drop_privs;
+    caps.notes = ag->cap_notes;
+    req.token = ag->cfg->join_token;
+    req.hostname = ag->hostname;
+    req.version = (char *)WARDEN_VERSION;
+    req.capabilities = &caps;
+    wd_status st = WD_ERR_UNAVAILABLE;
+    for (int attempt = 0; attempt < 60; attempt++) {
+        ProtobufCMessage *reply = NULL;
+        st = wd_bus_request(ag->bus, WD_SUBJ_JOIN, &req.base, &warden__v1__join_reply__descriptor,
+                            5000, NULL, &reply);
+        if (st == WD_OK) {
+            Warden__V1__JoinReply *jr = (Warden__V1__JoinReply *)reply;
+            st = wd_status_check(jr->status);
+            if (st == WD_OK && !wd_subj_token_ok(jr->node_id))
+                st = WD_ERR(WD_ERR_PROTO, "the panel answered with an invalid node id");
+            if (st == WD_OK) {
+                snprintf(ag->node_id, sizeof ag->node_id, "%s", jr->node_id);
+                if (jr->name && *jr->name && !(ag->cfg->node_name && *ag->cfg->node_name))
+                    snprintf(ag->node_name, sizeof ag->node_name, "%s", jr->name);
+            }
+            protobuf_c_message_free_unpacked(reply, NULL);
+            if (st != WD_OK)
+                return WD_ERR(st, "join refused: %s", wd_err_msg());
+            char path[1100], line[80];
+            snprintf(path, sizeof path, "%s/node-id", ag->cfg->data_dir);
+            int n = snprintf(line, sizeof line, "%s\n", ag->node_id);
+            if ((st = wd_write_file_atomic(path, line, (size_t)n, 0644)) != WD_OK)
+                return st;
+            ag->needs_join = false;
+            wd_info("joined the panel as node %s (%s)", ag->node_id, ag->node_name);
+            return WD_OK;
+        }
+        if (attempt == 0 || attempt % 10 == 0)
+            wd_warn("join: %s; retrying", wd_err_msg());
+        sleep(1);
+    }
+    return WD_ERR(st, "could not join: %s (is warden-api running and connected to NATS?)",
+                  wd_err_msg());
+}
+
 wd_status wd_agent_start(wd_agent *ag)
 {
     const wd_agent_cfg *c = ag->cfg;
@@ -328,6 +386,8 @@ wd_status wd_agent_start(wd_agent *ag)
     bc.send_asap = true;       /* replies and console lines: latency matters */
     bc.wait_for_server = true; /* an agent may start before NATS */
     if ((st = wd_bus_connect(&ag->bus, &bc)) != WD_OK)
+        return st;
+    if (ag->needs_join && (st = join(ag)) != WD_OK)
         return st;
 
     if ((st = wd_server_load_all(ag)) != WD_OK)

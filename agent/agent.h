@@ -17,6 +17,7 @@ typedef struct {
     char *nats_creds, *nats_user, *nats_password, *nats_tls_ca, *nats_tls_cert, *nats_tls_key;
     char *node_id;       /* NULL: generated once, persisted in data_dir/node-id */
     char *node_name;     /* NULL: host name */
+    char *join_token;    /* one-time token from the panel: join on first start */
     char *data_dir;
     char *shim_path;     /* NULL: warden-shim next to the agent binary */
     char *bwrap_path;

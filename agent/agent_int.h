@@ -26,6 +26,7 @@ typedef struct {
 struct wd_agent {
     const wd_agent_cfg *cfg;
     char node_id[64];
+    bool needs_join; /* no identity yet: exchange the join token first */
     char node_name[128];
     char hostname[128];
     char servers_dir[1024]; /* persisted specs and states */

@@ -40,6 +40,8 @@ int main(int argc, char **argv)
          "node id (default: generated once and kept in DATA_DIR/node-id)"},
         {"node-name", "WARDEN_NODE_NAME", WD_CFG_STR, NULL, 0, 0, &c.node_name,
          "display name (default: host name)"},
+        {"join", "WARDEN_JOIN_TOKEN", WD_CFG_STR, NULL, 0, 0, &c.join_token,
+         "one-time join token from the panel (first start only; ignored once joined)"},
         {"data-dir", "WARDEN_DATA_DIR", WD_CFG_STR, "/var/lib/warden", 0, 0, &c.data_dir,
          "where servers, their files and state live"},
         {"shim", "WARDEN_SHIM", WD_CFG_STR, NULL, 0, 0, &c.shim_path,

@@ -20,6 +20,7 @@
 #define WD_SUBJECT_MAX 256
 #define WD_SUBJ_HELLO "warden.discovery.hello"
 #define WD_SUBJ_PROBE "warden.discovery.probe"
+#define WD_SUBJ_JOIN "warden.discovery.join"
 #define WD_SUBJ_HEARTBEATS "warden.node.*.heartbeat"
 
 /* True if tok is a valid single subject token of at most 64 bytes. */

@@ -404,6 +404,8 @@ wd_status wd_api_start(wd_api *api)
         bc.wait_for_server = true;
         if ((st = wd_bus_connect(&api->bus, &bc)) != WD_OK)
             return st;
+        if ((st = wd_fleet_start(api)) != WD_OK)
+            return st;
     }
     size_t nroutes = 0;
     wd_http_cfg hc = wd_http_cfg_defaults();
@@ -440,6 +442,7 @@ void wd_api_destroy(wd_api **pa)
     wd_api *api = *pa;
     *pa = NULL;
     wd_http_stop(&api->http);
+    wd_fleet_stop(api);
     wd_bus_destroy(&api->bus);
     wd_db_destroy(&api->db);
     wd_jwt_keyring_destroy(&api->keys);

@@ -77,6 +77,14 @@ void wd_templates_create(wd_http_req *r, void *ud);
 void wd_templates_replace(wd_http_req *r, void *ud);
 void wd_templates_delete(wd_http_req *r, void *ud);
 
+/* Route handlers (nodes.c). */
+void wd_nodes_list(wd_http_req *r, void *ud);
+void wd_nodes_create(wd_http_req *r, void *ud);
+void wd_nodes_get(wd_http_req *r, void *ud);
+void wd_nodes_update(wd_http_req *r, void *ud);
+void wd_nodes_delete(wd_http_req *r, void *ud);
+void wd_nodes_join_token(wd_http_req *r, void *ud);
+
 /* Route handlers (auth.c). */
 void wd_auth_login(wd_http_req *r, void *ud);
 void wd_auth_refresh(wd_http_req *r, void *ud);

@@ -2,6 +2,7 @@
 #ifndef WD_APP_INT_H
 #define WD_APP_INT_H
 
+#include "actor.h"
 #include "app.h"
 #include "bus.h"
 #include "db.h"
@@ -19,7 +20,14 @@ struct wd_api {
     wd_backoff *login_user; /* failed logins per account */
     wd_backoff *login_ip;   /* failed logins per address */
     wd_metrics *metrics;
+    /* fleet.c: the node registry actor and its subscriptions */
+    wd_runtime *rt;
+    wd_actor *fleet;
+    natsSubscription *sub_join, *sub_heartbeat;
 };
+
+wd_status wd_fleet_start(wd_api *api);
+void wd_fleet_stop(wd_api *api);
 
 /* Issues an access JWT for a user and session. */
 wd_status wd_api_issue_access(wd_api *api, const char *user_id, const char *role,

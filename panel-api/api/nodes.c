@@ -1,0 +1,344 @@
+/* Node routes (admin): create a node and get its one-time join token,
+ * list, read, update (maintenance, capacity), delete, and issue a new join
+ * token. Liveness (online, last_seen_at) comes from heartbeats (fleet.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_int.h"
+#include "input.h"
+#include "token.h"
+#include "util.h"
+
+#define JOIN_PREFIX "wdj_"
+#define JOIN_TTL "24 hours"
+
+#define NODE_COLS                                                                              \
+    "id, name, fqdn, public, memory_mb, memory_overalloc_pct, disk_mb, disk_overalloc_pct, "    \
+    "maintenance, online, coalesce(version, ''), "                                             \
+    "coalesce(to_char(last_seen_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), ''), " \
+    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                 \
+    "(SELECT count(*) FROM servers s WHERE s.node_id = nodes.id)"
+
+static json_t *node_json(PGresult *res, int i)
+{
+    const char *seen = PQgetvalue(res, i, 11);
+    return json_pack("{s:s, s:s, s:s, s:b, s:I, s:i, s:I, s:i, s:b, s:b, s:s, s:o, s:s, s:I}",
+                     "id", PQgetvalue(res, i, 0), "name", PQgetvalue(res, i, 1), "fqdn",
+                     PQgetvalue(res, i, 2), "public", *PQgetvalue(res, i, 3) == 't',
+                     "memory_mb", (json_int_t)strtoll(PQgetvalue(res, i, 4), NULL, 10),
+                     "memory_overalloc_pct", atoi(PQgetvalue(res, i, 5)), "disk_mb",
+                     (json_int_t)strtoll(PQgetvalue(res, i, 6), NULL, 10),
+                     "disk_overalloc_pct", atoi(PQgetvalue(res, i, 7)), "maintenance",
+                     *PQgetvalue(res, i, 8) == 't', "online", *PQgetvalue(res, i, 9) == 't',
+                     "version", PQgetvalue(res, i, 10), "last_seen_at",
+                     *seen ? json_string(seen) : json_null(), "created_at",
+                     PQgetvalue(res, i, 12), "servers",
+                     (json_int_t)strtoll(PQgetvalue(res, i, 13), NULL, 10));
+}
+
+static const wd_field node_fields[] = {
+    {.name = "name", .type = WD_F_STRING, .required = true, .max_len = 100},
+    {.name = "fqdn", .type = WD_F_STRING, .required = true, .max_len = 253},
+    {.name = "public", .type = WD_F_BOOL},
+    {.name = "memory_mb", .type = WD_F_INT, .required = true, .min = 1, .max = 1LL << 40},
+    {.name = "memory_overalloc_pct", .type = WD_F_INT, .min = 0, .max = 1000},
+    {.name = "disk_mb", .type = WD_F_INT, .required = true, .min = 1, .max = 1LL << 40},
+    {.name = "disk_overalloc_pct", .type = WD_F_INT, .min = 0, .max = 1000},
+    {.name = "maintenance", .type = WD_F_BOOL},
+};
+#define NFIELDS (sizeof node_fields / sizeof node_fields[0])
+
+/* Issues a join token for node id inside the caller's transaction. */
+static wd_status new_join_token(PGconn *c, const char *id, char *token, size_t n)
+{
+    char hash[WD_TOKEN_HASH_HEX_LEN + 1];
+    wd_status st = wd_token_new(JOIN_PREFIX, token, n);
+    if (st == WD_OK)
+        st = wd_token_hash(token, hash);
+    const char *params[] = {id, hash};
+    /* Older unused tokens of this node stop working. */
+    if (st == WD_OK)
+        st = wd_db_exec(c,
+                        "UPDATE node_join_tokens SET used_at = now() "
+                        "WHERE node_id = $1 AND used_at IS NULL",
+                        1, params, NULL);
+    if (st == WD_OK)
+        st = wd_db_exec(c,
+                        "INSERT INTO node_join_tokens (node_id, token_hash, expires_at) "
+                        "VALUES ($1, $2, now() + interval '" JOIN_TTL "')",
+                        2, params, NULL);
+    return st;
+}
+
+static char *num(json_t *in, const char *k, const char *def, char *buf, size_t n)
+{
+    json_t *v = json_object_get(in, k);
+    if (v == NULL)
+        return (char *)def;
+    if (json_is_boolean(v))
+        snprintf(buf, n, "%s", json_is_true(v) ? "true" : "false");
+    else
+        snprintf(buf, n, "%lld", (long long)json_integer_value(v));
+    return buf;
+}
+
+void wd_nodes_create(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    json_t *in = wd_http_json_body(r);
+    if (in == NULL)
+        return;
+    json_t *details = NULL;
+    if (wd_input_check(in, node_fields, NFIELDS, &details) != WD_OK) {
+        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
+        json_decref(in);
+        return;
+    }
+    char b1[24], b2[24], b3[24], b4[24], b5[8], b6[8];
+    const char *params[] = {
+        json_string_value(json_object_get(in, "name")),
+        json_string_value(json_object_get(in, "fqdn")),
+        num(in, "public", "true", b5, sizeof b5),
+        num(in, "memory_mb", "0", b1, sizeof b1),
+        num(in, "memory_overalloc_pct", "0", b2, sizeof b2),
+        num(in, "disk_mb", "0", b3, sizeof b3),
+        num(in, "disk_overalloc_pct", "0", b4, sizeof b4),
+        num(in, "maintenance", "false", b6, sizeof b6),
+    };
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL) {
+        json_decref(in);
+        return;
+    }
+    PGresult *res = NULL;
+    char token[128] = "";
+    wd_status st = wd_db_begin(c);
+    if (st == WD_OK)
+        st = wd_db_exec(c,
+                        "INSERT INTO nodes (name, fqdn, public, memory_mb, memory_overalloc_pct, "
+                        "disk_mb, disk_overalloc_pct, maintenance) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING " NODE_COLS,
+                        8, params, &res);
+    if (st == WD_OK)
+        st = new_join_token(c, PQgetvalue(res, 0, 0), token, sizeof token);
+    if (st == WD_OK) {
+        json_t *meta = json_pack("{s:s}", "name", params[0]);
+        wd_api_audit(api, c, r, "node.create", "node", PQgetvalue(res, 0, 0), meta);
+        st = wd_db_commit(c);
+    }
+    if (st != WD_OK) {
+        wd_db_rollback(c);
+        if (st == WD_ERR_EXISTS)
+            st = WD_ERR(WD_ERR_EXISTS, "a node named '%s' exists already", params[0]);
+        wd_http_reply_status(r, st);
+    } else {
+        json_t *node = node_json(res, 0);
+        wd_http_reply_json(r, 201,
+                           json_pack("{s:o, s:s, s:s}", "node", node, "join_token", token,
+                                     "join_hint",
+                                     "start the agent once with --join TOKEN (or "
+                                     "WARDEN_JOIN_TOKEN); the token works once, for 24 hours"));
+    }
+    PQclear(res);
+    wd_api_db_release(api, c);
+    json_decref(in);
+}
+
+void wd_nodes_list(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    static const char *const sortable[] = {"name", "created_at", NULL};
+    wd_page pg;
+    if (wd_input_page(wd_http_query(r, "per_page"), wd_http_query(r, "page"),
+                      wd_http_query(r, "sort"), sortable, &pg) != WD_OK) {
+        wd_http_reply_status(r, WD_ERR_INVALID);
+        return;
+    }
+    char sql[1024], limit[16], offset[24];
+    snprintf(sql, sizeof sql,
+             "SELECT " NODE_COLS ", count(*) OVER () FROM nodes ORDER BY %s %s, id "
+             "LIMIT $1 OFFSET $2",
+             strcmp(pg.sort, "created_at") == 0 ? "created_at" : "name", pg.desc ? "DESC" : "ASC");
+    snprintf(limit, sizeof limit, "%d", pg.limit);
+    snprintf(offset, sizeof offset, "%lld", (long long)(pg.page - 1) * pg.limit);
+    const char *params[] = {limit, offset};
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c, sql, 2, params, &res);
+    wd_api_db_release(api, c);
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    json_t *items = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(items, node_json(res, i));
+    long long total = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 14), NULL, 10) : 0;
+    PQclear(res);
+    wd_http_reply_json(r, 200,
+                       json_pack("{s:o, s:{s:i, s:i, s:I}}", "data", items, "pagination", "page",
+                                 pg.page, "per_page", pg.limit, "total", (json_int_t)total));
+}
+
+static bool node_id_ok(wd_http_req *r, const char **id)
+{
+    *id = wd_http_param(r, "id");
+    if (!wd_uuid_valid(*id)) {
+        wd_http_reply_error(r, 400, "invalid_argument", "node id must be a UUID", NULL);
+        return false;
+    }
+    return true;
+}
+
+void wd_nodes_get(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id;
+    if (!node_id_ok(r, &id))
+        return;
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c, "SELECT " NODE_COLS " FROM nodes WHERE id = $1", 1, params, &res);
+    wd_api_db_release(api, c);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "node %s not found", id);
+    if (st == WD_OK)
+        wd_http_reply_json(r, 200, node_json(res, 0));
+    else
+        wd_http_reply_status(r, st);
+    PQclear(res);
+}
+
+void wd_nodes_update(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id;
+    if (!node_id_ok(r, &id))
+        return;
+    json_t *in = wd_http_json_body(r);
+    if (in == NULL)
+        return;
+    /* The same fields as create, none required. */
+    wd_field fields[NFIELDS];
+    memcpy(fields, node_fields, sizeof fields);
+    for (size_t i = 0; i < NFIELDS; i++)
+        fields[i].required = false;
+    json_t *details = NULL;
+    if (wd_input_check(in, fields, NFIELDS, &details) != WD_OK) {
+        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
+        json_decref(in);
+        return;
+    }
+    char b1[24], b2[24], b3[24], b4[24], b5[8], b6[8];
+    const char *params[] = {
+        id,
+        json_string_value(json_object_get(in, "name")),
+        json_string_value(json_object_get(in, "fqdn")),
+        num(in, "public", NULL, b5, sizeof b5),
+        num(in, "memory_mb", NULL, b1, sizeof b1),
+        num(in, "memory_overalloc_pct", NULL, b2, sizeof b2),
+        num(in, "disk_mb", NULL, b3, sizeof b3),
+        num(in, "disk_overalloc_pct", NULL, b4, sizeof b4),
+        num(in, "maintenance", NULL, b6, sizeof b6),
+    };
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL) {
+        json_decref(in);
+        return;
+    }
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(
+        c,
+        "UPDATE nodes SET name = coalesce($2, name), fqdn = coalesce($3, fqdn), "
+        "public = coalesce($4::boolean, public), memory_mb = coalesce($5::bigint, memory_mb), "
+        "memory_overalloc_pct = coalesce($6::int, memory_overalloc_pct), "
+        "disk_mb = coalesce($7::bigint, disk_mb), "
+        "disk_overalloc_pct = coalesce($8::int, disk_overalloc_pct), "
+        "maintenance = coalesce($9::boolean, maintenance) WHERE id = $1 RETURNING " NODE_COLS,
+        9, params, &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "node %s not found", id);
+    if (st == WD_OK) {
+        char *changes = json_dumps(in, JSON_COMPACT);
+        json_t *meta = json_pack("{s:s}", "changes", changes ? changes : "");
+        free(changes);
+        wd_api_audit(api, c, r, "node.update", "node", id, meta);
+        wd_http_reply_json(r, 200, node_json(res, 0));
+    } else {
+        wd_http_reply_status(r, st);
+    }
+    PQclear(res);
+    wd_api_db_release(api, c);
+    json_decref(in);
+}
+
+void wd_nodes_delete(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id;
+    if (!node_id_ok(r, &id))
+        return;
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c,
+                              "SELECT (SELECT count(*) FROM servers WHERE node_id = $1), "
+                              "EXISTS (SELECT 1 FROM nodes WHERE id = $1)",
+                              1, params, &res);
+    if (st == WD_OK && *PQgetvalue(res, 0, 1) != 't')
+        st = WD_ERR(WD_ERR_NOT_FOUND, "node %s not found", id);
+    else if (st == WD_OK && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+        st = WD_ERR(WD_ERR_STATE, "node holds %s server(s): move or delete them first",
+                    PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (st == WD_OK)
+        st = wd_db_exec(c, "DELETE FROM nodes WHERE id = $1", 1, params, NULL);
+    if (st == WD_OK)
+        wd_api_audit(api, c, r, "node.delete", "node", id, NULL);
+    wd_api_db_release(api, c);
+    if (st != WD_OK)
+        wd_http_reply_status(r, st);
+    else
+        wd_http_reply_json(r, 204, NULL);
+}
+
+void wd_nodes_join_token(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id;
+    if (!node_id_ok(r, &id))
+        return;
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    char token[128] = "";
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    wd_status st = wd_db_begin(c);
+    if (st == WD_OK)
+        st = wd_db_exec(c, "SELECT 1 FROM nodes WHERE id = $1 FOR UPDATE", 1, params, &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "node %s not found", id);
+    PQclear(res);
+    if (st == WD_OK)
+        st = new_join_token(c, id, token, sizeof token);
+    if (st == WD_OK) {
+        wd_api_audit(api, c, r, "node.join_token", "node", id, NULL);
+        st = wd_db_commit(c);
+    }
+    if (st != WD_OK) {
+        wd_db_rollback(c);
+        wd_http_reply_status(r, st);
+    } else {
+        wd_http_reply_json(r, 201, json_pack("{s:s}", "join_token", token));
+    }
+    wd_api_db_release(api, c);
+}

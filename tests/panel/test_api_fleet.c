@@ -1,0 +1,201 @@
+/* warden-api with a real PostgreSQL, nats-server and warden-agent: a node
+ * is created over REST, the agent joins with the one-time token, shows up
+ * online from its heartbeats, goes offline within 15 s of silence, comes
+ * back at its next beat; a used token is refused. */
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "harness.h"
+#include "pg.h"
+#include "util.h"
+
+static wd_h_pg pg;
+static wd_h_nats nats;
+static wd_api *api;
+static int port;
+static char *admin;
+
+static int call(const char *method, const char *path, const char *body, json_t **out)
+{
+    char hdr[4200];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", admin ? admin : "");
+    char *text = NULL;
+    int st = wd_h_http(port, method, path, admin ? hdr : NULL, body, NULL, &text);
+    if (out)
+        *out = text && *text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    return st;
+}
+
+static int suite_init(void)
+{
+    if (!wd_h_pg_start(&pg) || !wd_h_nats_start(&nats))
+        return 1;
+    static wd_api_cfg cfg;
+    cfg.database_url = pg.conninfo;
+    cfg.nats_url = nats.url;
+    cfg.data_dir = (char *)wd_h_tmpdir("api");
+    cfg.issuer = (char *)"warden";
+    cfg.access_ttl_s = 900;
+    cfg.refresh_ttl_s = 3600;
+    cfg.bcrypt_cost = 4;
+    cfg.api_rate = 1000;
+    cfg.api_burst = 1000;
+    if (wd_api_create(&api, &cfg) != WD_OK || wd_api_start(api) != WD_OK ||
+        wd_api_create_user(api, "root", "root@example.com", "admin", "root password 1", NULL, 0,
+                           NULL) != WD_OK) {
+        fprintf(stderr, "api: %s\n", wd_err_msg());
+        return 1;
+    }
+    port = wd_api_port(api);
+    json_t *j = NULL;
+    if (call("POST", "/api/v1/auth/login", "{\"username\":\"root\",\"password\":\"root password 1\"}",
+             &j) != 200)
+        return 1;
+    admin = strdup(json_string_value(json_object_get(j, "access_token")));
+    json_decref(j);
+    return 0;
+}
+
+static int suite_clean(void)
+{
+    wd_api_destroy(&api);
+    wd_h_nats_stop(&nats);
+    wd_h_pg_stop(&pg);
+    free(admin);
+    return 0;
+}
+
+static pid_t start_agent(const char *data_dir, const char *token, const char *log)
+{
+    char d[600], n[120], j[200];
+    snprintf(d, sizeof d, "--data-dir=%s", data_dir);
+    snprintf(n, sizeof n, "--nats-url=%s", nats.url);
+    snprintf(j, sizeof j, "--join=%s", token ? token : "");
+    const char *argv[] = {wd_h_bin("agent/warden-agent"), d, n, "--heartbeat=1",
+                          token ? j : NULL, NULL};
+    return wd_h_spawn(argv, NULL, log);
+}
+
+static bool node_online(const char *id, bool want, int timeout_ms)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/nodes/%s", id);
+    for (int t = 0; t <= timeout_ms; t += 200) {
+        json_t *j = NULL;
+        if (call("GET", path, NULL, &j) == 200 &&
+            json_is_true(json_object_get(j, "online")) == want) {
+            json_decref(j);
+            return true;
+        }
+        json_decref(j);
+        usleep(200000);
+    }
+    return false;
+}
+
+static void test_join_and_liveness(void)
+{
+    json_t *j = NULL;
+    CU_ASSERT_EQUAL_FATAL(call("POST", "/api/v1/nodes",
+                               "{\"name\":\"node-a\",\"fqdn\":\"a.example.com\","
+                               "\"memory_mb\":16384,\"disk_mb\":200000}",
+                               &j),
+                          201);
+    char *id = strdup(json_string_value(json_object_get(json_object_get(j, "node"), "id")));
+    char *token = strdup(json_string_value(json_object_get(j, "join_token")));
+    CU_ASSERT_FALSE(json_is_true(json_object_get(json_object_get(j, "node"), "online")));
+    json_decref(j);
+
+    const char *dir = wd_h_tmpdir("agent");
+    char data[600], log[600];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/agent.log", dir);
+    pid_t agent = start_agent(data, token, log);
+    CU_ASSERT(node_online(id, true, 10000));
+    /* The agent now knows who it is. */
+    char path[700], *saved = NULL;
+    snprintf(path, sizeof path, "%s/node-id", data);
+    CU_ASSERT_EQUAL(wd_read_file(path, 256, &saved, NULL), WD_OK);
+    CU_ASSERT(saved && strncmp(saved, id, 36) == 0);
+    free(saved);
+
+    /* The token worked once. */
+    char data2[600], log2[600];
+    snprintf(data2, sizeof data2, "%s/data2", dir);
+    snprintf(log2, sizeof log2, "%s/agent2.log", dir);
+    pid_t second = start_agent(data2, token, log2);
+    int status = wd_h_wait_exit(second, 15000);
+    CU_ASSERT(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) != 0);
+    if (status == -1)
+        wd_h_stop(second, SIGKILL, 1000);
+
+    /* Silence: offline within 15 s (plus the 1 s sweep); back at the next beat. */
+    int64_t t0 = wd_mono_ms();
+    wd_h_stop(agent, SIGTERM, 5000);
+    CU_ASSERT(node_online(id, false, 20000));
+    CU_ASSERT(wd_mono_ms() - t0 <= 17500);
+    agent = start_agent(data, NULL, log);
+    CU_ASSERT(node_online(id, true, 10000));
+    wd_h_stop(agent, SIGTERM, 5000);
+    free(id);
+    free(token);
+}
+
+static void test_node_admin(void)
+{
+    json_t *j = NULL;
+    const char *bad[] = {"{}", "{\"name\":\"x\",\"fqdn\":\"x\",\"memory_mb\":0,\"disk_mb\":1}",
+                         "{\"name\":\"x\",\"fqdn\":\"x\",\"memory_mb\":1,\"disk_mb\":1,\"x\":1}",
+                         "{\"name\":\"x\\u0007\",\"fqdn\":\"x\",\"memory_mb\":1,\"disk_mb\":1}",
+                         NULL};
+    for (int i = 0; bad[i]; i++) {
+        CU_ASSERT_EQUAL(call("POST", "/api/v1/nodes", bad[i], &j), 400);
+        json_decref(j);
+    }
+    CU_ASSERT_EQUAL(call("POST", "/api/v1/nodes",
+                         "{\"name\":\"node-a\",\"fqdn\":\"dup\",\"memory_mb\":1,\"disk_mb\":1}", &j),
+                    409);
+    json_decref(j);
+    CU_ASSERT_EQUAL_FATAL(call("POST", "/api/v1/nodes",
+                               "{\"name\":\"node-b\",\"fqdn\":\"b\",\"memory_mb\":1,\"disk_mb\":1}",
+                               &j),
+                          201);
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/nodes/%s",
+             json_string_value(json_object_get(json_object_get(j, "node"), "id")));
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("PATCH", path, "{\"maintenance\":true,\"memory_mb\":2048}", &j), 200);
+    CU_ASSERT(json_is_true(json_object_get(j, "maintenance")));
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "memory_mb")), 2048);
+    json_decref(j);
+    char tok[160];
+    snprintf(tok, sizeof tok, "%s/join-token", path);
+    CU_ASSERT_EQUAL(call("POST", tok, NULL, &j), 201);
+    CU_ASSERT_PTR_NOT_NULL(json_string_value(json_object_get(j, "join_token")));
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("GET", "/api/v1/nodes?sort=-name", NULL, &j), 200);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(j, "pagination"), "total")),
+                    2);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("DELETE", path, NULL, NULL), 204);
+    CU_ASSERT_EQUAL(call("GET", path, NULL, NULL), 404);
+    CU_ASSERT_EQUAL(call("GET", "/api/v1/nodes/nope", NULL, NULL), 400);
+}
+
+int main(void)
+{
+    static const wd_h_case cases[] = {
+        {"a node joins with its token, is online from heartbeats, offline on silence",
+         test_join_and_liveness},
+        {"node admin: validation, conflicts, update, new token, delete", test_node_admin},
+        {NULL, NULL}};
+    wd_h_suite("api-fleet", suite_init, suite_clean, cases);
+    return wd_h_run();
+}
