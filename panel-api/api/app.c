@@ -12,6 +12,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "password.h"
+#include "perms.h"
 #include "token.h"
 #include "util.h"
 
@@ -86,6 +87,39 @@ static wd_status load_jwt_keys(wd_api *api)
     if (st == WD_OK && nkeys == 0)
         st = WD_ERR(WD_ERR_INVALID, "%s holds no key", path);
     return st;
+}
+
+/* The secrets key file: "KID:BASE64" lines, first active; created with a
+ * fresh key when missing. */
+static wd_status load_secretbox(wd_api *api)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/secrets.key", api->cfg.data_dir ? api->cfg.data_dir : ".");
+    char *text = NULL;
+    wd_status st = wd_read_file(path, 65536, &text, NULL);
+    if (st == WD_ERR_NOT_FOUND) {
+        char kid[24], line[200], rnd[33];
+        wd_trace_new(rnd);
+        snprintf(kid, sizeof kid, "s%.12s", rnd);
+        if ((st = wd_secretbox_generate_key_line(kid, line, sizeof line)) != WD_OK)
+            return st;
+        size_t n = strlen(line);
+        if (n + 1 < sizeof line && line[n - 1] != '\n') {
+            line[n++] = '\n';
+            line[n] = '\0';
+        }
+        if ((st = wd_write_file_atomic(path, line, n, 0600)) != WD_OK)
+            return st;
+        wd_info("created a new secrets key in %s (keep it: secret values need it)", path);
+        text = strdup(line);
+    } else if (st != WD_OK) {
+        return st;
+    }
+    st = wd_secretbox_load(text, &api->box);
+    free(text);
+    if (st != WD_OK)
+        return WD_ERR(st, "%s: %s", path, wd_err_msg());
+    return WD_OK;
 }
 
 wd_status wd_api_issue_access(wd_api *api, const char *user_id, const char *role,
@@ -212,8 +246,61 @@ static bool authenticate(wd_api *api, wd_http_req *r, wd_principal *p)
     return true;
 }
 
+wd_status wd_api_server_access(wd_api *api, wd_http_req *r, const char *server_id,
+                               const char *perm)
+{
+    const wd_principal *p = wd_api_principal(r);
+    if (!wd_uuid_valid(server_id))
+        return WD_ERR(WD_ERR_INVALID, "server id must be a UUID");
+    PGconn *c = NULL;
+    wd_status st = wd_db_acquire(api->db, &c);
+    if (st != WD_OK)
+        return st;
+    const char *params[] = {server_id, p->user_id};
+    PGresult *res = NULL;
+    st = wd_db_exec(c,
+                    "SELECT s.owner_id = $2, "
+                    "(SELECT array_to_string(permissions, ' ') FROM subusers "
+                    " WHERE server_id = s.id AND user_id = $2) FROM servers s WHERE s.id = $1",
+                    2, params, &res);
+    wd_db_release(api->db, c);
+    if (st != WD_OK) {
+        PQclear(res);
+        return st;
+    }
+    bool admin = strcmp(p->role, "admin") == 0;
+    bool exists = PQntuples(res) == 1;
+    bool owner = exists && *PQgetvalue(res, 0, 0) == 't';
+    bool subuser = exists && !PQgetisnull(res, 0, 1);
+    if (!exists || !(admin || owner || subuser)) {
+        PQclear(res);
+        /* Servers you cannot see do not exist, as far as you can tell. */
+        return WD_ERR(WD_ERR_NOT_FOUND, "server %s not found", server_id);
+    }
+    if (admin || owner || perm == NULL) {
+        PQclear(res);
+        return WD_OK;
+    }
+    /* Subuser: the grants are space-separated permission strings. */
+    char grants_text[2048];
+    snprintf(grants_text, sizeof grants_text, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    const char *grants[64];
+    size_t n = 0;
+    for (char *g = grants_text, *next; g && *g && n < 64; g = next) {
+        next = strchr(g, ' ');
+        if (next)
+            *next++ = '\0';
+        grants[n++] = g;
+    }
+    if (!wd_perm_granted(grants, n, perm))
+        return WD_ERR(WD_ERR_DENIED, "you need the %s permission on this server", perm);
+    return WD_OK;
+}
+
 /* Permissions of a route: NULL public, "user" any authenticated caller,
- * "admin" the admin role. Server permissions come with the server routes. */
+ * "admin" the admin role, "server" any access to the server named by the
+ * {id} parameter, or a server permission string ("control.console"). */
 static bool authorize(wd_http_req *r, const wd_route *route, void *ud)
 {
     wd_api *api = ud;
@@ -240,6 +327,14 @@ static bool authorize(wd_http_req *r, const wd_route *route, void *ud)
     if (strcmp(route->permission, "admin") == 0 && strcmp(p->role, "admin") != 0) {
         wd_http_reply_error(r, 403, "forbidden", "this needs the admin role", NULL);
         return false;
+    }
+    if (strcmp(route->permission, "server") == 0 || wd_perm_valid(route->permission)) {
+        const char *perm = strcmp(route->permission, "server") == 0 ? NULL : route->permission;
+        wd_status st = wd_api_server_access(api, r, wd_http_param(r, "id"), perm);
+        if (st != WD_OK) {
+            wd_http_reply_status(r, st);
+            return false;
+        }
     }
     return true;
 }
@@ -369,7 +464,8 @@ wd_status wd_api_create(wd_api **out, const wd_api_cfg *cfg)
     wd_db_cfg dc = wd_db_cfg_defaults();
     dc.conninfo = cfg->database_url;
     dc.size = (int)(cfg->db_pool > 0 ? cfg->db_pool : 8);
-    if ((st = load_jwt_keys(api)) != WD_OK || (st = wd_db_create(&api->db, &dc)) != WD_OK ||
+    if ((st = load_jwt_keys(api)) != WD_OK || (st = load_secretbox(api)) != WD_OK ||
+        (st = wd_db_create(&api->db, &dc)) != WD_OK ||
         (st = wd_limiter_create(&api->api_limit, (double)(cfg->api_rate > 0 ? cfg->api_rate : 50),
                                 (double)(cfg->api_burst > 0 ? cfg->api_burst : 100), 65536)) !=
             WD_OK ||
@@ -450,5 +546,6 @@ void wd_api_destroy(wd_api **pa)
     wd_backoff_destroy(&api->login_user);
     wd_backoff_destroy(&api->login_ip);
     wd_metrics_destroy(&api->metrics);
+    wd_secretbox_destroy(&api->box);
     free(api);
 }

@@ -70,6 +70,16 @@ void wd_api_readyz(wd_http_req *r, void *ud);
 void wd_api_metrics(wd_http_req *r, void *ud);
 void wd_api_openapi(wd_http_req *r, void *ud);
 
+/* Route handlers (servers.c). */
+void wd_servers_list(wd_http_req *r, void *ud);
+void wd_servers_create(wd_http_req *r, void *ud);
+void wd_servers_get(wd_http_req *r, void *ud);
+void wd_servers_delete(wd_http_req *r, void *ud);
+void wd_servers_install(wd_http_req *r, void *ud);
+void wd_servers_power(wd_http_req *r, void *ud);
+void wd_servers_command(wd_http_req *r, void *ud);
+void wd_servers_resources(wd_http_req *r, void *ud);
+
 /* Route handlers (templates.c). */
 void wd_templates_list(wd_http_req *r, void *ud);
 void wd_templates_get(wd_http_req *r, void *ud);
@@ -84,6 +94,9 @@ void wd_nodes_get(wd_http_req *r, void *ud);
 void wd_nodes_update(wd_http_req *r, void *ud);
 void wd_nodes_delete(wd_http_req *r, void *ud);
 void wd_nodes_join_token(wd_http_req *r, void *ud);
+void wd_allocations_create(wd_http_req *r, void *ud);
+void wd_allocations_list(wd_http_req *r, void *ud);
+void wd_allocations_delete(wd_http_req *r, void *ud);
 
 /* Route handlers (auth.c). */
 void wd_auth_login(wd_http_req *r, void *ud);

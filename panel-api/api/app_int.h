@@ -9,6 +9,7 @@
 #include "jwt.h"
 #include "limiter.h"
 #include "metrics.h"
+#include "secretbox.h"
 
 struct wd_api {
     wd_api_cfg cfg;
@@ -23,8 +24,23 @@ struct wd_api {
     /* fleet.c: the node registry actor and its subscriptions */
     wd_runtime *rt;
     wd_actor *fleet;
-    natsSubscription *sub_join, *sub_heartbeat;
+    natsSubscription *sub_join, *sub_heartbeat, *sub_state, *sub_stats, *sub_hello;
+    bool js_ready;
+    wd_secretbox *box; /* secrets at rest (secret variables, TOTP seeds) */
+    struct stats_cache *stats;
 };
+
+/* Latest ServerStats per server, from the bus (fleet.c). Copies the packed
+ * message into buf (up to cap bytes); false when none is known. */
+bool wd_fleet_latest_stats(wd_api *api, const char *server_id, uint8_t *buf, size_t cap,
+                           size_t *len, int64_t *age_ms);
+
+/* The caller's access to a server: admin, owner, or a subuser's grants.
+ * WD_ERR_NOT_FOUND when the server does not exist or is invisible to the
+ * caller; WD_ERR_DENIED when visible but `perm` is not granted (perm NULL:
+ * any access). */
+wd_status wd_api_server_access(wd_api *api, wd_http_req *r, const char *server_id,
+                               const char *perm);
 
 wd_status wd_fleet_start(wd_api *api);
 void wd_fleet_stop(wd_api *api);

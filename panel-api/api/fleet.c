@@ -6,12 +6,14 @@
  *   warden.node.*.heartbeat      last_seen_at, online, version
  * and a timer every second marks nodes offline after 15 s of silence, so the
  * picture of the fleet is true within a heartbeat or three. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "actor.h"
 #include "app_int.h"
+#include "js.h"
 #include "log.h"
 #include "subject.h"
 #include "token.h"
@@ -20,7 +22,82 @@
 
 #define OFFLINE_AFTER "15 seconds"
 
-enum { F_JOIN = 1, F_HEARTBEAT, F_SWEEP };
+enum { F_JOIN = 1, F_HEARTBEAT, F_SWEEP, F_STATE, F_HELLO };
+
+wd_status wd_server_spec_build(wd_api *api, PGconn *c, const char *server_id,
+                               Warden__V1__ServerSpec **out, char *node_id, size_t node_len);
+static wd_status subscribe_events(wd_api *api);
+
+/* ---- latest stats per server (no database row per sample) --------------- */
+
+#define STATS_SLOTS 4096
+#define STATS_PROBE 8
+
+struct stats_cache {
+    pthread_mutex_t mu;
+    struct {
+        char id[40];
+        int64_t at_ms;
+        size_t len;
+        uint8_t buf[256];
+    } slot[STATS_SLOTS];
+};
+
+static uint64_t hash_id(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h;
+}
+
+static void stats_put(struct stats_cache *sc, const char *id, const uint8_t *data, size_t len)
+{
+    if (len > sizeof sc->slot[0].buf || strlen(id) >= sizeof sc->slot[0].id)
+        return;
+    uint64_t h = hash_id(id);
+    int64_t now = wd_mono_ms();
+    pthread_mutex_lock(&sc->mu);
+    int victim = -1;
+    for (int i = 0; i < STATS_PROBE; i++) {
+        int k = (int)((h + (uint64_t)i) % STATS_SLOTS);
+        if (strcmp(sc->slot[k].id, id) == 0 || sc->slot[k].id[0] == '\0') {
+            victim = k;
+            break;
+        }
+        if (victim < 0 || sc->slot[k].at_ms < sc->slot[victim].at_ms)
+            victim = k;
+    }
+    snprintf(sc->slot[victim].id, sizeof sc->slot[victim].id, "%s", id);
+    memcpy(sc->slot[victim].buf, data, len);
+    sc->slot[victim].len = len;
+    sc->slot[victim].at_ms = now;
+    pthread_mutex_unlock(&sc->mu);
+}
+
+bool wd_fleet_latest_stats(wd_api *api, const char *server_id, uint8_t *buf, size_t cap,
+                           size_t *len, int64_t *age_ms)
+{
+    struct stats_cache *sc = api->stats;
+    if (sc == NULL || server_id == NULL)
+        return false;
+    uint64_t h = hash_id(server_id);
+    bool found = false;
+    pthread_mutex_lock(&sc->mu);
+    for (int i = 0; i < STATS_PROBE && !found; i++) {
+        int k = (int)((h + (uint64_t)i) % STATS_SLOTS);
+        if (strcmp(sc->slot[k].id, server_id) == 0 && sc->slot[k].len <= cap) {
+            memcpy(buf, sc->slot[k].buf, sc->slot[k].len);
+            *len = sc->slot[k].len;
+            *age_ms = wd_mono_ms() - sc->slot[k].at_ms;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&sc->mu);
+    /* Stats older than 10 s describe a server that stopped reporting. */
+    return found && *age_ms < 10000;
+}
+
 
 typedef struct {
     wd_api *api;
@@ -118,6 +195,77 @@ static void sweep(fleet *f)
     wd_db_release(f->api->db, c);
 }
 
+/* A state event from JetStream: persist, then acknowledge (so a restart of
+ * the API loses nothing: unacknowledged events are delivered again). */
+static void handle_state(fleet *f, natsMsg *m)
+{
+    static const char *const states[] = {"unknown", "offline", "installing", "starting",
+                                         "running", "stopping", "crashed"};
+    Warden__V1__ServerStateEvent *ev = (Warden__V1__ServerStateEvent *)wd_bus_decode(
+        &warden__v1__server_state_event__descriptor, m);
+    bool done = true;
+    if (ev && wd_uuid_valid(ev->server_id) && ev->state >= 0 && ev->state <= 6) {
+        PGconn *c = NULL;
+        if (wd_db_acquire(f->api->db, &c) == WD_OK) {
+            const char *params[] = {ev->server_id, states[ev->state],
+                                    ev->installed ? "true" : "false"};
+            done = wd_db_exec(c,
+                              "UPDATE servers SET state = $2, installed = $3::boolean "
+                              "WHERE id = $1",
+                              3, params, NULL) == WD_OK;
+            wd_db_release(f->api->db, c);
+        } else {
+            done = false;
+        }
+    }
+    if (ev)
+        protobuf_c_message_free_unpacked(&ev->base, NULL);
+    if (done)
+        natsMsg_Ack(m, NULL);
+    else
+        natsMsg_Nak(m, NULL); /* the database is away: have it again later */
+}
+
+/* An agent says hello: answer with the specs of the servers it should hold. */
+static void handle_hello(fleet *f, natsMsg *m)
+{
+    wd_api *api = f->api;
+    Warden__V1__DiscoveryHello *h =
+        (Warden__V1__DiscoveryHello *)wd_bus_decode(&warden__v1__discovery_hello__descriptor, m);
+    Warden__V1__Status status;
+    Warden__V1__DiscoveryHelloReply rep = WARDEN__V1__DISCOVERY_HELLO_REPLY__INIT;
+    Warden__V1__ServerSpec **specs = NULL;
+    size_t n = 0;
+    wd_status st = WD_OK;
+    PGconn *c = NULL;
+    PGresult *res = NULL;
+    if (h == NULL || !wd_uuid_valid(h->node_id)) {
+        st = WD_ERR(WD_ERR_INVALID, "hello: malformed");
+    } else if ((st = wd_db_acquire(api->db, &c)) == WD_OK) {
+        const char *params[] = {h->node_id};
+        st = wd_db_exec(c, "SELECT id FROM servers WHERE node_id = $1 AND NOT suspended", 1,
+                        params, &res);
+        int rows = st == WD_OK ? PQntuples(res) : 0;
+        specs = calloc((size_t)(rows ? rows : 1), sizeof *specs);
+        for (int i = 0; specs && i < rows; i++)
+            if (wd_server_spec_build(api, c, PQgetvalue(res, i, 0), &specs[n], NULL, 0) == WD_OK)
+                n++;
+    }
+    PQclear(res);
+    if (c)
+        wd_db_release(api->db, c);
+    wd_status_fill(&status, st, st == WD_OK ? "" : wd_err_msg());
+    rep.status = &status;
+    rep.servers = specs;
+    rep.n_servers = n;
+    wd_bus_respond(api->bus, m, &rep.base);
+    for (size_t i = 0; i < n; i++)
+        protobuf_c_message_free_unpacked(&specs[i]->base, NULL);
+    free(specs);
+    if (h)
+        protobuf_c_message_free_unpacked(&h->base, NULL);
+}
+
 static void fleet_handler(wd_actor *self, void *state, wd_msg *m)
 {
     fleet *f = state;
@@ -130,6 +278,14 @@ static void fleet_handler(wd_actor *self, void *state, wd_msg *m)
         break;
     case F_SWEEP:
         sweep(f);
+        if (!f->api->js_ready)
+            subscribe_events(f->api);
+        break;
+    case F_STATE:
+        handle_state(f, m->data);
+        break;
+    case F_HELLO:
+        handle_hello(f, m->data);
         break;
     default:
         break;
@@ -162,8 +318,67 @@ static void on_heartbeat(natsConnection *nc, natsSubscription *sub, natsMsg *m, 
         wd_actor_send(api->fleet, F_HEARTBEAT, hb, free_hb);
 }
 
+static void on_state(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
+{
+    wd_api *api = ud;
+    if (wd_actor_send(api->fleet, F_STATE, m, free_msg) != WD_OK)
+        wd_warn("state event not taken now: JetStream will deliver it again");
+}
+
+static void on_hello(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
+{
+    wd_api *api = ud;
+    wd_actor_send(api->fleet, F_HELLO, m, free_msg);
+}
+
+static void on_stats(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
+{
+    wd_api *api = ud;
+    /* warden.server.<id>.stats: keep the packed message as it came. */
+    const char *subj = natsMsg_GetSubject(m);
+    const char *p = subj + strlen("warden.server.");
+    const char *dot = strchr(p, '.');
+    if (strncmp(subj, "warden.server.", 14) == 0 && dot && dot - p < 40) {
+        char id[40];
+        snprintf(id, sizeof id, "%.*s", (int)(dot - p), p);
+        stats_put(api->stats, id, (const uint8_t *)natsMsg_GetData(m),
+                  (size_t)natsMsg_GetDataLength(m));
+    }
+    natsMsg_Destroy(m);
+}
+
+/* The durable consumer of state events (and the streams it needs). Retried
+ * from the sweep timer until NATS and JetStream are there. */
+static wd_status subscribe_events(wd_api *api)
+{
+    if (!wd_bus_connected(api->bus))
+        return WD_ERR(WD_ERR_UNAVAILABLE, "NATS not connected");
+    wd_status st = wd_js_setup_warden(api->bus);
+    if (st != WD_OK)
+        return st;
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = WD_STREAM_EVENTS;
+    so.Config.Durable = "warden-api-state";
+    so.Config.AckPolicy = js_AckExplicit;
+    so.Config.DeliverPolicy = js_DeliverNew;
+    so.ManualAck = true;
+    so.Queue = "warden-api-state"; /* API instances share the consumer */
+    jsErrCode jerr = 0;
+    natsStatus s = js_Subscribe(&api->sub_state, wd_bus_js(api->bus), "warden.server.*.state",
+                                on_state, api, NULL, &so, &jerr);
+    if (s != NATS_OK)
+        return wd_bus_status(s, "state events consumer");
+    api->js_ready = true;
+    return WD_OK;
+}
+
 wd_status wd_fleet_start(wd_api *api)
 {
+    api->stats = calloc(1, sizeof *api->stats);
+    if (api->stats == NULL)
+        return WD_ERR(WD_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&api->stats->mu, NULL);
     wd_runtime_cfg rc = wd_runtime_cfg_defaults();
     rc.threads = 1;
     wd_status st = wd_runtime_create(&api->rt, &rc);
@@ -190,16 +405,35 @@ wd_status wd_fleet_start(wd_api *api)
     if (s == NATS_OK)
         s = natsConnection_QueueSubscribe(&api->sub_heartbeat, wd_bus_nats(api->bus),
                                           WD_SUBJ_HEARTBEATS, "warden-api", on_heartbeat, api);
+    if (s == NATS_OK)
+        s = natsConnection_QueueSubscribe(&api->sub_hello, wd_bus_nats(api->bus), WD_SUBJ_HELLO,
+                                          "warden-api", on_hello, api);
+    if (s == NATS_OK)
+        s = natsConnection_Subscribe(&api->sub_stats, wd_bus_nats(api->bus),
+                                     "warden.server.*.stats", on_stats, api);
     if (s != NATS_OK)
         return wd_bus_status(s, "fleet subscriptions");
+    if (subscribe_events(api) != WD_OK)
+        wd_warn("state events: %s (retrying)", wd_err_msg());
     return WD_OK;
 }
 
 void wd_fleet_stop(wd_api *api)
 {
-    natsSubscription_Destroy(api->sub_join);
-    natsSubscription_Destroy(api->sub_heartbeat);
-    api->sub_join = api->sub_heartbeat = NULL;
+    natsSubscription *subs[] = {api->sub_join, api->sub_heartbeat, api->sub_state,
+                                api->sub_stats, api->sub_hello};
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if (subs[i])
+            natsSubscription_Unsubscribe(subs[i]);
+        natsSubscription_Destroy(subs[i]);
+    }
+    api->sub_join = api->sub_heartbeat = api->sub_state = api->sub_stats = api->sub_hello = NULL;
+    wd_runtime_destroy(&api->rt); /* drains the registry's mailbox */
     wd_actor_unref(&api->fleet);
-    wd_runtime_destroy(&api->rt);
+    if (api->stats) {
+        pthread_mutex_destroy(&api->stats->mu);
+        free(api->stats);
+        api->stats = NULL;
+    }
 }
+

@@ -342,3 +342,175 @@ void wd_nodes_join_token(wd_http_req *r, void *ud)
     }
     wd_api_db_release(api, c);
 }
+
+/* ---- allocations ------------------------------------------------------- */
+
+/* POST /api/v1/nodes/{id}/allocations {"ip":"203.0.113.7","ports":[25565,"27015-27020"]} */
+void wd_allocations_create(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id;
+    if (!node_id_ok(r, &id))
+        return;
+    static const wd_field spec[] = {
+        {.name = "ip", .type = WD_F_STRING, .required = true, .max_len = 45},
+        {.name = "ports", .type = WD_F_ARRAY, .required = true, .max_len = 100},
+    };
+    json_t *in = wd_http_json_body(r);
+    if (in == NULL)
+        return;
+    json_t *details = NULL;
+    if (wd_input_check(in, spec, 2, &details) != WD_OK) {
+        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
+        json_decref(in);
+        return;
+    }
+    /* Expand the ports: numbers and "A-B" ranges, at most 1000 in all. */
+    int ports[1000];
+    size_t n = 0, i;
+    json_t *p;
+    const char *bad = NULL;
+    json_array_foreach(json_object_get(in, "ports"), i, p)
+    {
+        long lo, hi;
+        if (json_is_integer(p)) {
+            lo = hi = (long)json_integer_value(p);
+        } else if (json_is_string(p)) {
+            char a[16], b[16];
+            const char *s = json_string_value(p);
+            const char *dash = strchr(s, '-');
+            if (dash == NULL || (size_t)(dash - s) >= sizeof a || strlen(dash + 1) >= sizeof b) {
+                bad = "port ranges look like \"27015-27020\"";
+                break;
+            }
+            snprintf(a, sizeof a, "%.*s", (int)(dash - s), s);
+            snprintf(b, sizeof b, "%s", dash + 1);
+            if (!wd_parse_long(a, 1, 65535, &lo) || !wd_parse_long(b, 1, 65535, &hi)) {
+                bad = "ports must be 1-65535";
+                break;
+            }
+        } else {
+            bad = "ports are numbers or \"A-B\" ranges";
+            break;
+        }
+        if (lo < 1 || hi > 65535 || lo > hi) {
+            bad = "ports must be 1-65535, ranges low-high";
+            break;
+        }
+        for (long k = lo; k <= hi; k++) {
+            if (n == sizeof ports / sizeof ports[0]) {
+                bad = "at most 1000 ports per request";
+                break;
+            }
+            ports[n++] = (int)k;
+        }
+        if (bad)
+            break;
+    }
+    if (bad || n == 0) {
+        wd_http_reply_error(r, 400, "invalid_argument", bad ? bad : "no ports given", NULL);
+        json_decref(in);
+        return;
+    }
+    /* One statement with an int[] parameter: all or nothing. */
+    size_t cap = n * 7 + 3;
+    char *arr = malloc(cap);
+    size_t used = 0;
+    arr[used++] = '{';
+    for (size_t k = 0; k < n; k++)
+        used += (size_t)snprintf(arr + used, cap - used, "%s%d", k ? "," : "", ports[k]);
+    snprintf(arr + used, cap - used, "}");
+    const char *params[] = {id, json_string_value(json_object_get(in, "ip")), arr};
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL) {
+        free(arr);
+        json_decref(in);
+        return;
+    }
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c,
+                              "INSERT INTO allocations (node_id, ip, port) "
+                              "SELECT $1, $2::inet, unnest($3::int[]) RETURNING id",
+                              3, params, &res);
+    if (st == WD_ERR_EXISTS)
+        st = WD_ERR(WD_ERR_EXISTS, "some of these ports are allocated already on that address");
+    else if (st == WD_ERR_NOT_FOUND)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "node %s not found", id);
+    else if (st == WD_ERR_INVALID)
+        st = WD_ERR(WD_ERR_INVALID, "ip must be an IPv4 or IPv6 address");
+    if (st == WD_OK) {
+        json_t *meta = json_pack("{s:s, s:i}", "ip", params[1], "count", (int)n);
+        wd_api_audit(api, c, r, "allocation.create", "node", id, meta);
+        wd_http_reply_json(r, 201, json_pack("{s:i}", "created", PQntuples(res)));
+    } else {
+        wd_http_reply_status(r, st);
+    }
+    PQclear(res);
+    wd_api_db_release(api, c);
+    free(arr);
+    json_decref(in);
+}
+
+void wd_allocations_list(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id;
+    if (!node_id_ok(r, &id))
+        return;
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c,
+                              "SELECT id, host(ip), port, coalesce(server_id::text, '') "
+                              "FROM allocations WHERE node_id = $1 ORDER BY ip, port",
+                              1, params, &res);
+    wd_api_db_release(api, c);
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    json_t *items = json_array();
+    for (int i = 0; i < PQntuples(res); i++) {
+        const char *sid = PQgetvalue(res, i, 3);
+        json_array_append_new(items,
+                              json_pack("{s:s, s:s, s:i, s:o}", "id", PQgetvalue(res, i, 0), "ip",
+                                        PQgetvalue(res, i, 1), "port", atoi(PQgetvalue(res, i, 2)),
+                                        "server_id", *sid ? json_string(sid) : json_null()));
+    }
+    PQclear(res);
+    wd_http_reply_json(r, 200, json_pack("{s:o}", "data", items));
+}
+
+void wd_allocations_delete(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id, *alloc = wd_http_param(r, "alloc");
+    if (!node_id_ok(r, &id))
+        return;
+    if (!wd_uuid_valid(alloc)) {
+        wd_http_reply_error(r, 400, "invalid_argument", "allocation id must be a UUID", NULL);
+        return;
+    }
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    const char *params[] = {alloc, id};
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c,
+                              "DELETE FROM allocations WHERE id = $1 AND node_id = $2 "
+                              "AND server_id IS NULL AND NOT EXISTS "
+                              "(SELECT 1 FROM servers WHERE allocation_id = $1) RETURNING id",
+                              2, params, &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_STATE, "allocation not found on this node, or used by a server");
+    if (st == WD_OK)
+        wd_api_audit(api, c, r, "allocation.delete", "allocation", alloc, NULL);
+    PQclear(res);
+    wd_api_db_release(api, c);
+    if (st != WD_OK)
+        wd_http_reply_status(r, st);
+    else
+        wd_http_reply_json(r, 204, NULL);
+}

@@ -14,6 +14,9 @@
 #include "harness.h"
 #include "pg.h"
 #include "util.h"
+#include <libpq-fe.h>
+#include "bus.h"
+#include "warden/v1/console.pb-c.h"
 
 static wd_h_pg pg;
 static wd_h_nats nats;
@@ -189,12 +192,222 @@ static void test_node_admin(void)
     CU_ASSERT_EQUAL(call("GET", "/api/v1/nodes/nope", NULL, NULL), 400);
 }
 
+static char *read_text(const char *path)
+{
+    char *t = NULL;
+    return wd_read_file(path, 1 << 20, &t, NULL) == WD_OK ? t : NULL;
+}
+
+static bool wait_server(const char *path, const char *state, bool installed, int timeout_ms)
+{
+    for (int t = 0; t <= timeout_ms; t += 100) {
+        json_t *j = NULL;
+        bool ok = call("GET", path, NULL, &j) == 200 &&
+                  strcmp(json_string_value(json_object_get(j, "state")), state) == 0 &&
+                  json_is_true(json_object_get(j, "installed")) == installed;
+        json_decref(j);
+        if (ok)
+            return true;
+        usleep(100000);
+    }
+    return false;
+}
+
+/* Console lines of a server seen on the bus (what a gateway will relay). */
+static bool console_has(natsSubscription *sub, const char *text, int timeout_ms)
+{
+    int64_t end = wd_mono_ms() + timeout_ms;
+    while (wd_mono_ms() < end) {
+        natsMsg *m = NULL;
+        if (natsSubscription_NextMsg(&m, sub, 200) != NATS_OK)
+            continue;
+        Warden__V1__ConsoleChunk *c = warden__v1__console_chunk__unpack(
+            NULL, (size_t)natsMsg_GetDataLength(m), (const uint8_t *)natsMsg_GetData(m));
+        natsMsg_Destroy(m);
+        bool found = false;
+        for (size_t i = 0; c && i < c->n_lines && !found; i++)
+            found = c->lines[i].len && memmem(c->lines[i].data, c->lines[i].len, text,
+                                              strlen(text)) != NULL;
+        if (c)
+            protobuf_c_message_free_unpacked(&c->base, NULL);
+        if (found)
+            return true;
+    }
+    return false;
+}
+
+static void test_server_lifecycle(void)
+{
+    json_t *j = NULL;
+    /* A node with an agent, ports and a template. */
+    CU_ASSERT_EQUAL_FATAL(call("POST", "/api/v1/nodes",
+                               "{\"name\":\"game-1\",\"fqdn\":\"127.0.0.1\","
+                               "\"memory_mb\":4096,\"disk_mb\":10000}",
+                               &j),
+                          201);
+    char *node = strdup(json_string_value(json_object_get(json_object_get(j, "node"), "id")));
+    char *token = strdup(json_string_value(json_object_get(j, "join_token")));
+    json_decref(j);
+    const char *dir = wd_h_tmpdir("game-agent");
+    char data[600], log[600];
+    snprintf(data, sizeof data, "%s/data", dir);
+    snprintf(log, sizeof log, "%s/agent.log", dir);
+    pid_t agent = start_agent(data, token, log);
+    CU_ASSERT_FATAL(node_online(node, true, 10000));
+    char path[256], body[1024];
+    snprintf(path, sizeof path, "/api/v1/nodes/%s/allocations", node);
+    snprintf(body, sizeof body, "{\"ip\":\"127.0.0.1\",\"ports\":[%d, \"%d-%d\"]}",
+             wd_h_free_port(), 40000, 40002);
+    CU_ASSERT_EQUAL(call("POST", path, body, &j), 201);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "created")), 4);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("POST", path, body, NULL), 409); /* same ports again */
+    char tpath[512];
+    snprintf(tpath, sizeof tpath, "%s/templates/testgame.json", WARDEN_SOURCE_DIR);
+    char *tpl = read_text(tpath);
+    CU_ASSERT_EQUAL_FATAL(call("POST", "/api/v1/templates", tpl, &j), 201);
+    char *tid = strdup(json_string_value(json_object_get(j, "id")));
+    json_decref(j);
+    free(tpl);
+
+    /* Invalid variables: refused before anything is written. */
+    snprintf(body, sizeof body,
+             "{\"name\":\"bad\",\"node_id\":\"%s\",\"template_id\":\"%s\","
+             "\"variables\":{\"READY_DELAY_MS\":\"soon\"}}",
+             node, tid);
+    CU_ASSERT_EQUAL(call("POST", "/api/v1/servers", body, &j), 400);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("GET", "/api/v1/servers", NULL, &j), 200);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(j, "pagination"), "total")),
+                    0);
+    json_decref(j);
+
+    snprintf(body, sizeof body,
+             "{\"name\":\"Test game\",\"node_id\":\"%s\",\"template_id\":\"%s\","
+             "\"limits\":{\"memory_mb\":256,\"pids\":128},"
+             "\"variables\":{\"GREETING\":\"hello-api\"}}",
+             node, tid);
+    CU_ASSERT_EQUAL_FATAL(call("POST", "/api/v1/servers", body, &j), 201);
+    char *sid = strdup(json_string_value(json_object_get(j, "id")));
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "state")), "offline");
+    json_decref(j);
+    char spath[128], act[160];
+    snprintf(spath, sizeof spath, "/api/v1/servers/%s", sid);
+
+    wd_bus_cfg bc = wd_bus_cfg_defaults();
+    bc.servers = nats.url;
+    wd_bus *bus = NULL;
+    CU_ASSERT_EQUAL_FATAL(wd_bus_connect(&bus, &bc), WD_OK);
+    char csubj[128];
+    snprintf(csubj, sizeof csubj, "warden.server.%s.console", sid);
+    natsSubscription *csub = NULL;
+    natsConnection_SubscribeSync(&csub, wd_bus_nats(bus), csubj);
+    natsConnection_Flush(wd_bus_nats(bus));
+
+    snprintf(act, sizeof act, "%s/install", spath);
+    CU_ASSERT_EQUAL(call("POST", act, NULL, NULL), 202);
+    CU_ASSERT(wait_server(spath, "offline", true, 20000));
+    snprintf(act, sizeof act, "%s/power", spath);
+    CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"start\"}", &j), 202);
+    json_decref(j);
+    CU_ASSERT(wait_server(spath, "running", true, 20000));
+    CU_ASSERT(console_has(csub, "hello-api", 5000));
+    CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"start\"}", &j), 409); /* running */
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"explode\"}", NULL), 400);
+    snprintf(act, sizeof act, "%s/command", spath);
+    CU_ASSERT_EQUAL(call("POST", act, "{\"command\":\"echo via-the-api\"}", NULL), 204);
+    CU_ASSERT(console_has(csub, "via-the-api", 5000));
+    snprintf(act, sizeof act, "%s/resources", spath);
+    bool have_stats = false;
+    for (int t = 0; t < 50 && !have_stats; t++) {
+        CU_ASSERT_EQUAL(call("GET", act, NULL, &j), 200);
+        have_stats = json_is_object(json_object_get(j, "stats"));
+        json_decref(j);
+        if (!have_stats)
+            usleep(100000);
+    }
+    CU_ASSERT(have_stats);
+
+    /* Another user sees nothing of it; a subuser only what was granted. */
+    CU_ASSERT_EQUAL(wd_api_create_user(api, "dave", "dave@example.com", "user", "dave pass 12",
+                                       NULL, 0, NULL),
+                    WD_OK);
+    json_t *lj = NULL;
+    CU_ASSERT_EQUAL(call("POST", "/api/v1/auth/login",
+                         "{\"username\":\"dave\",\"password\":\"dave pass 12\"}", &lj),
+                    200);
+    char *saved_admin = admin;
+    admin = strdup(json_string_value(json_object_get(lj, "access_token")));
+    json_decref(lj);
+    CU_ASSERT_EQUAL(call("GET", spath, NULL, NULL), 404);
+    snprintf(act, sizeof act, "%s/command", spath);
+    CU_ASSERT_EQUAL(call("POST", act, "{\"command\":\"echo x\"}", NULL), 404);
+    PGconn *pc = PQconnectdb(pg.conninfo);
+    const char *sp[] = {sid};
+    PGresult *pr = PQexecParams(pc,
+                                "INSERT INTO subusers (server_id, user_id, permissions) SELECT $1, "
+                                "id, '{websocket.connect,control.start}' FROM users "
+                                "WHERE username = 'dave'",
+                                1, NULL, sp, NULL, NULL, 0);
+    PQclear(pr);
+    CU_ASSERT_EQUAL(call("GET", spath, NULL, NULL), 200);
+    CU_ASSERT_EQUAL(call("POST", act, "{\"command\":\"echo x\"}", NULL), 403);
+    snprintf(act, sizeof act, "%s/power", spath);
+    CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"stop\"}", NULL), 403);
+    free(admin);
+    admin = saved_admin;
+
+    CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"stop\"}", NULL), 202);
+    CU_ASSERT(wait_server(spath, "offline", true, 20000));
+
+    /* The node goes down: commands fail fast and clearly. */
+    wd_h_stop(agent, SIGTERM, 5000);
+    int64_t t0 = wd_mono_ms();
+    CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"start\"}", &j), 503);
+    CU_ASSERT(wd_mono_ms() - t0 < 1000);
+    CU_ASSERT_STRING_EQUAL(
+        json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+        "node_unavailable");
+    json_decref(j);
+
+    /* The audit trail. */
+    pr = PQexecParams(pc,
+                      "SELECT string_agg(action, ',' ORDER BY id) FROM audit_log "
+                      "WHERE target_id = $1",
+                      1, NULL, sp, NULL, NULL, 0);
+    const char *trail = PQgetvalue(pr, 0, 0);
+    CU_ASSERT_PTR_NOT_NULL(strstr(trail, "server.create"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(trail, "server.install"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(trail, "server.power.start"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(trail, "server.console.command"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(trail, "server.power.stop"));
+    PQclear(pr);
+    PQfinish(pc);
+
+    /* Delete while the node is down needs force. */
+    CU_ASSERT_EQUAL(call("DELETE", spath, NULL, NULL), 503);
+    char fpath[160];
+    snprintf(fpath, sizeof fpath, "%s?force=true", spath);
+    CU_ASSERT_EQUAL(call("DELETE", fpath, NULL, NULL), 204);
+    CU_ASSERT_EQUAL(call("GET", spath, NULL, NULL), 404);
+
+    natsSubscription_Destroy(csub);
+    wd_bus_destroy(&bus);
+    free(node);
+    free(token);
+    free(tid);
+    free(sid);
+}
+
 int main(void)
 {
     static const wd_h_case cases[] = {
         {"a node joins with its token, is online from heartbeats, offline on silence",
          test_join_and_liveness},
         {"node admin: validation, conflicts, update, new token, delete", test_node_admin},
+        {"a server through the API: create, install, start, command, stop; access; audit",
+         test_server_lifecycle},
         {NULL, NULL}};
     wd_h_suite("api-fleet", suite_init, suite_clean, cases);
     return wd_h_run();

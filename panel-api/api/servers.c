@@ -1,0 +1,722 @@
+/* Server routes: create (validated against the template before anything is
+ * written, then synced to the node's agent inside the same transaction),
+ * list, read, delete, install, power, console command, resources.
+ *
+ * The panel is the system of record; the agent holds a copy of each spec.
+ * Commands go to the agent as bus requests: a node that is down answers at
+ * once ("no responders") and the client gets 503 node_unavailable. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app_int.h"
+#include "input.h"
+#include "log.h"
+#include "perms.h"
+#include "subject.h"
+#include "template.h"
+#include "util.h"
+#include "warden/v1/console.pb-c.h"
+#include "warden/v1/server.pb-c.h"
+
+#define BUS_TIMEOUT_MS 5000
+
+#define SERVER_COLS                                                                            \
+    "s.id, s.name, s.description, s.owner_id, s.node_id, s.template_id, s.allocation_id, "      \
+    "host(a.ip), a.port, s.memory_mb, s.disk_mb, s.cpu_pct, s.pids, s.state, s.installed, "     \
+    "s.suspended, to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+#define SERVER_FROM " FROM servers s JOIN allocations a ON a.id = s.allocation_id"
+
+static json_t *server_json(PGresult *res, int i)
+{
+    return json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:{s:s, s:s, s:i}, s:{s:I, s:I, s:i, s:i}, s:s, s:b, "
+        "s:b, s:s}",
+        "id", PQgetvalue(res, i, 0), "name", PQgetvalue(res, i, 1), "description",
+        PQgetvalue(res, i, 2), "owner_id", PQgetvalue(res, i, 3), "node_id",
+        PQgetvalue(res, i, 4), "template_id", PQgetvalue(res, i, 5), "allocation", "id",
+        PQgetvalue(res, i, 6), "ip", PQgetvalue(res, i, 7), "port", atoi(PQgetvalue(res, i, 8)),
+        "limits", "memory_mb", (json_int_t)strtoll(PQgetvalue(res, i, 9), NULL, 10), "disk_mb",
+        (json_int_t)strtoll(PQgetvalue(res, i, 10), NULL, 10), "cpu_pct",
+        atoi(PQgetvalue(res, i, 11)), "pids", atoi(PQgetvalue(res, i, 12)), "state",
+        PQgetvalue(res, i, 13), "installed", *PQgetvalue(res, i, 14) == 't', "suspended",
+        *PQgetvalue(res, i, 15) == 't', "created_at", PQgetvalue(res, i, 16));
+}
+
+/* ---- the spec an agent holds -------------------------------------------- */
+
+/* Builds the ServerSpec of server_id from the database (template, variables
+ * with secrets decrypted, limits). Free with protobuf_c_message_free_unpacked. */
+wd_status wd_server_spec_build(wd_api *api, PGconn *c, const char *server_id,
+                               Warden__V1__ServerSpec **out, char *node_id, size_t node_len);
+wd_status wd_server_spec_build(wd_api *api, PGconn *c, const char *server_id,
+                               Warden__V1__ServerSpec **out, char *node_id, size_t node_len)
+{
+    const char *params[] = {server_id};
+    PGresult *res = NULL, *vars = NULL;
+    Warden__V1__ServerSpec *spec = NULL;
+    wd_status st = wd_db_exec(c,
+                              "SELECT s.name, t.body::text, s.memory_mb, s.pids, s.cpu_pct, "
+                              "s.disk_mb, s.revision, s.node_id FROM servers s "
+                              "JOIN templates t ON t.id = s.template_id WHERE s.id = $1",
+                              1, params, &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "server %s not found", server_id);
+    if (st == WD_OK)
+        st = wd_db_exec(c,
+                        "SELECT name, value, value_enc FROM server_variables "
+                        "WHERE server_id = $1 ORDER BY name",
+                        1, params, &vars);
+    if (st != WD_OK)
+        goto out;
+    spec = calloc(1, sizeof *spec);
+    if (spec == NULL) {
+        st = WD_ERR(WD_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    warden__v1__server_spec__init(spec);
+    spec->id = strdup(server_id);
+    spec->name = strdup(PQgetvalue(res, 0, 0));
+    const char *body = PQgetvalue(res, 0, 1);
+    if ((st = wd_template_parse_json(body, strlen(body), &spec->template_)) != WD_OK)
+        goto out;
+    spec->limits = calloc(1, sizeof *spec->limits);
+    warden__v1__limits__init(spec->limits);
+    spec->limits->memory_bytes = (uint64_t)strtoull(PQgetvalue(res, 0, 2), NULL, 10) << 20;
+    spec->limits->pids = (uint32_t)strtoul(PQgetvalue(res, 0, 3), NULL, 10);
+    spec->limits->cpu_percent = (uint32_t)strtoul(PQgetvalue(res, 0, 4), NULL, 10);
+    spec->limits->disk_bytes = (uint64_t)strtoull(PQgetvalue(res, 0, 5), NULL, 10) << 20;
+    spec->revision = strtoull(PQgetvalue(res, 0, 6), NULL, 10);
+    if (node_id)
+        snprintf(node_id, node_len, "%s", PQgetvalue(res, 0, 7));
+    int n = PQntuples(vars);
+    spec->variables = calloc((size_t)(n ? n : 1), sizeof *spec->variables);
+    for (int i = 0; i < n; i++) {
+        Warden__V1__ServerSpec__VariablesEntry *e = calloc(1, sizeof *e);
+        warden__v1__server_spec__variables_entry__init(e);
+        e->key = strdup(PQgetvalue(vars, i, 0));
+        if (!PQgetisnull(vars, i, 2)) {
+            char aad[128];
+            snprintf(aad, sizeof aad, "%s:%s", server_id, e->key);
+            void *plain = NULL;
+            size_t plen = 0;
+            if ((st = wd_secretbox_open(api->box, PQgetvalue(vars, i, 2), aad, &plain, &plen)) !=
+                WD_OK) {
+                free(e->key);
+                free(e);
+                goto out;
+            }
+            e->value = plain; /* NUL-terminated by secretbox */
+        } else {
+            e->value = strdup(PQgetvalue(vars, i, 1));
+        }
+        spec->variables[spec->n_variables++] = e;
+    }
+    *out = spec;
+    spec = NULL;
+out:
+    if (spec)
+        protobuf_c_message_free_unpacked(&spec->base, NULL);
+    PQclear(res);
+    PQclear(vars);
+    return st;
+}
+
+/* Sends the spec to the node's agent. */
+static wd_status sync_spec(wd_api *api, const char *node_id, Warden__V1__ServerSpec *spec,
+                           wd_http_req *r)
+{
+    if (api->bus == NULL)
+        return WD_ERR(WD_ERR_UNAVAILABLE, "the API is not connected to NATS");
+    char subj[WD_SUBJECT_MAX];
+    wd_status st = wd_subj_agent_server(subj, sizeof subj, node_id, spec->id, "sync");
+    if (st != WD_OK)
+        return st;
+    Warden__V1__SyncRequest req = WARDEN__V1__SYNC_REQUEST__INIT;
+    req.spec = spec;
+    wd_hdrs h = {.trace = r ? wd_http_request_id(r) : NULL};
+    ProtobufCMessage *reply = NULL;
+    st = wd_bus_request(api->bus, subj, &req.base, &warden__v1__sync_reply__descriptor,
+                        BUS_TIMEOUT_MS, &h, &reply);
+    if (st == WD_OK)
+        st = wd_status_check(((Warden__V1__SyncReply *)reply)->status);
+    if (reply)
+        protobuf_c_message_free_unpacked(reply, NULL);
+    if (st == WD_ERR_NO_RESPONDERS)
+        return WD_ERR(st, "node %s is offline (its agent does not answer)", node_id);
+    return st;
+}
+
+/* ---- create ---------------------------------------------------------------- */
+
+static const wd_field create_fields[] = {
+    {.name = "name", .type = WD_F_STRING, .required = true, .max_len = 191},
+    {.name = "description", .type = WD_F_TEXT, .max_len = 2000},
+    {.name = "owner_id", .type = WD_F_UUID},
+    {.name = "node_id", .type = WD_F_UUID, .required = true},
+    {.name = "template_id", .type = WD_F_UUID, .required = true},
+    {.name = "allocation_id", .type = WD_F_UUID},
+    {.name = "limits", .type = WD_F_OBJECT},
+    {.name = "variables", .type = WD_F_OBJECT},
+};
+
+static const wd_field limit_fields[] = {
+    {.name = "memory_mb", .type = WD_F_INT, .min = 0, .max = 1LL << 30},
+    {.name = "disk_mb", .type = WD_F_INT, .min = 0, .max = 1LL << 30},
+    {.name = "cpu_pct", .type = WD_F_INT, .min = 0, .max = 100000},
+    {.name = "pids", .type = WD_F_INT, .min = 0, .max = 1000000},
+};
+
+static long long limit_of(json_t *limits, const char *k)
+{
+    json_t *v = json_object_get(limits, k);
+    return v ? (long long)json_integer_value(v) : 0;
+}
+
+/* Checks variable values against the template; fills *vars (resolved) or
+ * replies 400. Injects the allocation as SERVER_PORT / SERVER_IP /
+ * BIND_ADDRESS when the template declares them. */
+static bool resolve_variables(wd_http_req *r, const Warden__V1__Template *t, json_t *given,
+                              const char *ip, const char *port, wd_kv **vars, size_t *nvars)
+{
+    wd_kv in[WD_TEMPLATE_MAX_VARS + 4];
+    size_t n = 0;
+    const char *k;
+    json_t *v;
+    json_object_foreach(given, k, v)
+    {
+        if (!json_is_string(v) || n >= WD_TEMPLATE_MAX_VARS) {
+            wd_http_reply_error(r, 400, "invalid_argument",
+                                "variables must be an object of string values", NULL);
+            return false;
+        }
+        in[n].key = (char *)k;
+        in[n].value = (char *)json_string_value(v);
+        n++;
+    }
+    static const char *const port_vars[] = {"SERVER_PORT", NULL};
+    static const char *const ip_vars[] = {"SERVER_IP", "BIND_ADDRESS", NULL};
+    for (size_t i = 0; i < t->n_variables; i++) {
+        const char *name = t->variables[i]->name;
+        const char *val = NULL;
+        for (int k2 = 0; port_vars[k2]; k2++)
+            if (strcmp(name, port_vars[k2]) == 0)
+                val = port;
+        for (int k2 = 0; ip_vars[k2]; k2++)
+            if (strcmp(name, ip_vars[k2]) == 0)
+                val = ip;
+        if (val == NULL)
+            continue;
+        bool replaced = false;
+        for (size_t j = 0; j < n; j++)
+            if (strcmp(in[j].key, name) == 0) {
+                in[j].value = (char *)val; /* the allocation is authoritative */
+                replaced = true;
+            }
+        if (!replaced) {
+            in[n].key = (char *)name;
+            in[n].value = (char *)val;
+            n++;
+        }
+    }
+    if (wd_template_resolve(t, in, n, vars, nvars) != WD_OK) {
+        wd_http_reply_error(r, 400, "invalid_variables", wd_err_msg(), NULL);
+        return false;
+    }
+    return true;
+}
+
+void wd_servers_create(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const wd_principal *me = wd_api_principal(r);
+    json_t *in = wd_http_json_body(r);
+    if (in == NULL)
+        return;
+    json_t *details = NULL;
+    json_t *limits = json_object_get(in, "limits");
+    if (wd_input_check(in, create_fields, sizeof create_fields / sizeof create_fields[0],
+                       &details) != WD_OK ||
+        (limits && wd_input_check(limits, limit_fields, 4, &details) != WD_OK)) {
+        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
+        json_decref(in);
+        return;
+    }
+    const char *node = json_string_value(json_object_get(in, "node_id"));
+    const char *tpl_id = json_string_value(json_object_get(in, "template_id"));
+    const char *alloc = json_string_value(json_object_get(in, "allocation_id"));
+    const char *owner = json_string_value(json_object_get(in, "owner_id"));
+    if (owner == NULL)
+        owner = me->user_id;
+    char mem[24], disk[24], cpu[24], pids[24];
+    snprintf(mem, sizeof mem, "%lld", limit_of(limits, "memory_mb"));
+    snprintf(disk, sizeof disk, "%lld", limit_of(limits, "disk_mb"));
+    snprintf(cpu, sizeof cpu, "%lld", limit_of(limits, "cpu_pct"));
+    snprintf(pids, sizeof pids, "%lld", limit_of(limits, "pids"));
+
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL) {
+        json_decref(in);
+        return;
+    }
+    PGresult *res = NULL;
+    Warden__V1__Template *t = NULL;
+    Warden__V1__ServerSpec *spec = NULL;
+    wd_kv *vars = NULL;
+    size_t nvars = 0;
+    bool replied = false;
+    char server_id[40] = "", alloc_id[40] = "", ip[64] = "", port[16] = "";
+    wd_status st = wd_db_begin(c);
+
+    /* The node: exists, not in maintenance, room left (with overallocation). */
+    const char *np[] = {node, mem, disk};
+    if (st == WD_OK)
+        st = wd_db_exec(c,
+                        "SELECT n.maintenance, "
+                        " n.memory_mb * (100 + n.memory_overalloc_pct) / 100 >= "
+                        "  coalesce((SELECT sum(memory_mb) FROM servers WHERE node_id = n.id), 0) "
+                        "  + $2::bigint, "
+                        " n.disk_mb * (100 + n.disk_overalloc_pct) / 100 >= "
+                        "  coalesce((SELECT sum(disk_mb) FROM servers WHERE node_id = n.id), 0) "
+                        "  + $3::bigint "
+                        "FROM nodes n WHERE n.id = $1 FOR UPDATE",
+                        3, np, &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "node %s not found", node);
+    else if (st == WD_OK && *PQgetvalue(res, 0, 0) == 't')
+        st = WD_ERR(WD_ERR_STATE, "the node is in maintenance mode");
+    else if (st == WD_OK && (*PQgetvalue(res, 0, 1) != 't' || *PQgetvalue(res, 0, 2) != 't'))
+        st = WD_ERR(WD_ERR_STATE, "the node has no room for this server's memory or disk "
+                    "(raise its overallocation or pick another node)");
+    PQclear(res);
+    res = NULL;
+
+    /* The allocation: the one asked for, or the first free one. */
+    const char *ap[] = {node, alloc};
+    if (st == WD_OK)
+        st = wd_db_exec(c,
+                        alloc ? "SELECT a.id, host(a.ip), a.port FROM allocations a WHERE "
+                                "a.node_id = $1 AND a.id = $2 AND a.server_id IS NULL AND NOT "
+                                "EXISTS (SELECT 1 FROM servers WHERE allocation_id = a.id) "
+                                "FOR UPDATE"
+                              : "SELECT a.id, host(a.ip), a.port FROM allocations a WHERE "
+                                "a.node_id = $1 AND a.server_id IS NULL AND NOT EXISTS "
+                                "(SELECT 1 FROM servers WHERE allocation_id = a.id) "
+                                "ORDER BY a.ip, a.port LIMIT 1 FOR UPDATE SKIP LOCKED",
+                        alloc ? 2 : 1, ap, &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_STATE, alloc ? "that allocation is not free on this node"
+                                        : "the node has no free allocation: add ports first");
+    if (st == WD_OK) {
+        snprintf(alloc_id, sizeof alloc_id, "%s", PQgetvalue(res, 0, 0));
+        snprintf(ip, sizeof ip, "%s", PQgetvalue(res, 0, 1));
+        snprintf(port, sizeof port, "%s", PQgetvalue(res, 0, 2));
+    }
+    PQclear(res);
+    res = NULL;
+
+    /* The template and the variables against its rules. */
+    const char *tp[] = {tpl_id};
+    if (st == WD_OK)
+        st = wd_db_exec(c, "SELECT body::text FROM templates WHERE id = $1", 1, tp, &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "template %s not found", tpl_id);
+    if (st == WD_OK)
+        st = wd_template_parse_json(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), &t);
+    PQclear(res);
+    res = NULL;
+    if (st == WD_OK && !resolve_variables(r, t, json_object_get(in, "variables"), ip, port, &vars,
+                                          &nvars)) {
+        replied = true;
+        st = WD_ERR_INVALID;
+    }
+
+    /* Rows. */
+    const char *sp[] = {json_string_value(json_object_get(in, "name")),
+                        json_string_value(json_object_get(in, "description"))
+                            ? json_string_value(json_object_get(in, "description"))
+                            : "",
+                        owner, node, tpl_id, alloc_id, mem, disk, cpu, pids};
+    if (st == WD_OK)
+        st = wd_db_exec(c,
+                        "INSERT INTO servers (name, description, owner_id, node_id, template_id, "
+                        "allocation_id, memory_mb, disk_mb, cpu_pct, pids, revision) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1) RETURNING id",
+                        10, sp, &res);
+    if (st == WD_ERR_NOT_FOUND)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "owner %s not found", owner);
+    if (st == WD_OK)
+        snprintf(server_id, sizeof server_id, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = NULL;
+    for (size_t i = 0; st == WD_OK && i < nvars; i++) {
+        bool secret = false;
+        for (size_t k = 0; k < t->n_variables; k++)
+            if (strcmp(t->variables[k]->name, vars[i].key) == 0)
+                secret = t->variables[k]->secret;
+        char *sealed = NULL;
+        if (secret) {
+            char aad[128];
+            snprintf(aad, sizeof aad, "%s:%s", server_id, vars[i].key);
+            st = wd_secretbox_seal(api->box, vars[i].value, strlen(vars[i].value), aad, &sealed);
+        }
+        const char *vp[] = {server_id, vars[i].key, secret ? NULL : vars[i].value, sealed};
+        if (st == WD_OK)
+            st = wd_db_exec(c,
+                            "INSERT INTO server_variables (server_id, name, value, value_enc) "
+                            "VALUES ($1, $2, $3, $4)",
+                            4, vp, NULL);
+        free(sealed);
+    }
+    const char *up[] = {alloc_id, server_id};
+    if (st == WD_OK)
+        st = wd_db_exec(c, "UPDATE allocations SET server_id = $2 WHERE id = $1", 2, up, NULL);
+
+    /* The agent gets the spec before we commit: nothing half-created. */
+    char spec_node[40];
+    if (st == WD_OK)
+        st = wd_server_spec_build(api, c, server_id, &spec, spec_node, sizeof spec_node);
+    if (st == WD_OK)
+        st = sync_spec(api, spec_node, spec, r);
+    if (st == WD_OK) {
+        json_t *meta = json_pack("{s:s, s:s, s:s}", "name", sp[0], "node_id", node,
+                                 "template_id", tpl_id);
+        wd_api_audit(api, c, r, "server.create", "server", server_id, meta);
+        st = wd_db_commit(c);
+    }
+    if (st != WD_OK) {
+        wd_db_rollback(c);
+        if (!replied)
+            wd_http_reply_status(r, st);
+    } else {
+        const char *gp[] = {server_id};
+        if (wd_db_exec(c, "SELECT " SERVER_COLS SERVER_FROM " WHERE s.id = $1", 1, gp, &res) ==
+                WD_OK &&
+            PQntuples(res) == 1)
+            wd_http_reply_json(r, 201, server_json(res, 0));
+        else
+            wd_http_reply_json(r, 201, json_pack("{s:s}", "id", server_id));
+        PQclear(res);
+    }
+    wd_api_db_release(api, c);
+    if (spec)
+        protobuf_c_message_free_unpacked(&spec->base, NULL);
+    wd_kv_free(vars, nvars);
+    wd_template_free(&t);
+    json_decref(in);
+}
+
+/* ---- read ------------------------------------------------------------------ */
+
+void wd_servers_list(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const wd_principal *me = wd_api_principal(r);
+    static const char *const sortable[] = {"name", "created_at", "state", NULL};
+    wd_page pg;
+    if (wd_input_page(wd_http_query(r, "per_page"), wd_http_query(r, "page"),
+                      wd_http_query(r, "sort"), sortable, &pg) != WD_OK) {
+        wd_http_reply_status(r, WD_ERR_INVALID);
+        return;
+    }
+    const char *node = wd_http_query(r, "node_id");
+    if (node && !wd_uuid_valid(node)) {
+        wd_http_reply_error(r, 400, "invalid_argument", "node_id must be a UUID", NULL);
+        return;
+    }
+    char sql[2048], limit[16], offset[24];
+    snprintf(sql, sizeof sql,
+             "SELECT " SERVER_COLS ", count(*) OVER ()" SERVER_FROM
+             " WHERE ($1::boolean OR s.owner_id = $2 OR EXISTS (SELECT 1 FROM subusers u "
+             "WHERE u.server_id = s.id AND u.user_id = $2)) AND ($3::uuid IS NULL OR "
+             "s.node_id = $3) ORDER BY s.%s %s, s.id LIMIT $4 OFFSET $5",
+             strcmp(pg.sort, "created_at") == 0 ? "created_at"
+             : strcmp(pg.sort, "state") == 0    ? "state"
+                                                : "name",
+             pg.desc ? "DESC" : "ASC");
+    snprintf(limit, sizeof limit, "%d", pg.limit);
+    snprintf(offset, sizeof offset, "%lld", (long long)(pg.page - 1) * pg.limit);
+    const char *params[] = {strcmp(me->role, "admin") == 0 ? "true" : "false", me->user_id, node,
+                            limit, offset};
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c, sql, 5, params, &res);
+    wd_api_db_release(api, c);
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    json_t *items = json_array();
+    for (int i = 0; i < PQntuples(res); i++)
+        json_array_append_new(items, server_json(res, i));
+    long long total = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 17), NULL, 10) : 0;
+    PQclear(res);
+    wd_http_reply_json(r, 200,
+                       json_pack("{s:o, s:{s:i, s:i, s:I}}", "data", items, "pagination", "page",
+                                 pg.page, "per_page", pg.limit, "total", (json_int_t)total));
+}
+
+void wd_servers_get(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c, "SELECT " SERVER_COLS SERVER_FROM " WHERE s.id = $1", 1, params,
+                              &res);
+    wd_api_db_release(api, c);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "server %s not found", id);
+    if (st == WD_OK)
+        wd_http_reply_json(r, 200, server_json(res, 0));
+    else
+        wd_http_reply_status(r, st);
+    PQclear(res);
+}
+
+/* ---- commands to the agent --------------------------------------------------- */
+
+/* A pooled connection for best-effort work (audit after a command), or NULL. */
+static PGconn *db_try(wd_api *api)
+{
+    PGconn *c = NULL;
+    return wd_db_acquire(api->db, &c) == WD_OK ? c : NULL;
+}
+
+static wd_status node_of(wd_api *api, const char *server_id, char *node, size_t n)
+{
+    PGconn *c = NULL;
+    wd_status st = wd_db_acquire(api->db, &c);
+    if (st != WD_OK)
+        return st;
+    const char *params[] = {server_id};
+    PGresult *res = NULL;
+    st = wd_db_exec(c, "SELECT node_id, suspended FROM servers WHERE id = $1", 1, params, &res);
+    wd_db_release(api->db, c);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "server %s not found", server_id);
+    else if (st == WD_OK && *PQgetvalue(res, 0, 1) == 't')
+        st = WD_ERR(WD_ERR_STATE, "the server is suspended");
+    if (st == WD_OK)
+        snprintf(node, n, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return st;
+}
+
+/* One request to the server's agent; the reply's status decides. */
+static wd_status agent_request(wd_api *api, wd_http_req *r, const char *server_id,
+                               const char *op, const ProtobufCMessage *req,
+                               const ProtobufCMessageDescriptor *desc, ProtobufCMessage **reply)
+{
+    char node[40], subj[WD_SUBJECT_MAX];
+    wd_status st = node_of(api, server_id, node, sizeof node);
+    if (st != WD_OK)
+        return st;
+    if (api->bus == NULL)
+        return WD_ERR(WD_ERR_UNAVAILABLE, "the API is not connected to NATS");
+    if ((st = wd_subj_agent_server(subj, sizeof subj, node, server_id, op)) != WD_OK)
+        return st;
+    const wd_principal *me = wd_api_principal(r);
+    wd_hdrs h = {.trace = wd_http_request_id(r), .actor = me ? me->username : NULL};
+    ProtobufCMessage *rep = NULL;
+    st = wd_bus_request(api->bus, subj, req, desc, BUS_TIMEOUT_MS, &h, &rep);
+    if (st == WD_ERR_NO_RESPONDERS)
+        st = WD_ERR(st, "the server's node is offline (its agent does not answer)");
+    else if (st == WD_OK)
+        st = wd_status_check(((Warden__V1__Ack *)rep)->status);
+    if (st == WD_OK && reply)
+        *reply = rep;
+    else if (rep)
+        protobuf_c_message_free_unpacked(rep, NULL);
+    return st;
+}
+
+void wd_servers_power(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    static const wd_field spec[] = {
+        {.name = "action", .type = WD_F_STRING, .required = true, .max_len = 16}};
+    json_t *in = wd_http_json_body(r);
+    if (in == NULL)
+        return;
+    json_t *details = NULL;
+    if (wd_input_check(in, spec, 1, &details) != WD_OK) {
+        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
+        json_decref(in);
+        return;
+    }
+    static const struct {
+        const char *name;
+        int action;
+        const char *perm;
+    } actions[] = {
+        {"start", WARDEN__V1__POWER_REQUEST__ACTION__START, "control.start"},
+        {"stop", WARDEN__V1__POWER_REQUEST__ACTION__STOP, "control.stop"},
+        {"restart", WARDEN__V1__POWER_REQUEST__ACTION__RESTART, "control.restart"},
+        {"kill", WARDEN__V1__POWER_REQUEST__ACTION__KILL, "control.kill"},
+    };
+    const char *want = json_string_value(json_object_get(in, "action"));
+    int k = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(actions[i].name, want) == 0)
+            k = i;
+    char action_name[16];
+    snprintf(action_name, sizeof action_name, "%s", want);
+    json_decref(in);
+    if (k < 0) {
+        wd_http_reply_error(r, 400, "invalid_argument",
+                            "action must be start, stop, restart or kill", NULL);
+        return;
+    }
+    wd_status st = wd_api_server_access(api, r, id, actions[k].perm);
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    Warden__V1__PowerRequest req = WARDEN__V1__POWER_REQUEST__INIT;
+    req.action = actions[k].action;
+    ProtobufCMessage *rep = NULL;
+    st = agent_request(api, r, id, "power", &req.base, &warden__v1__power_reply__descriptor, &rep);
+    PGconn *c = db_try(api);
+    if (c) {
+        json_t *meta = json_pack("{s:s, s:s}", "action", action_name, "result",
+                                 st == WD_OK ? "ok" : wd_status_str(st));
+        char action[48];
+        snprintf(action, sizeof action, "server.power.%s", action_name);
+        wd_api_audit(api, c, r, action, "server", id, meta);
+        wd_db_release(api->db, c);
+    }
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    static const char *const states[] = {"unknown", "offline", "installing", "starting",
+                                         "running", "stopping", "crashed"};
+    int s = ((Warden__V1__PowerReply *)rep)->state;
+    protobuf_c_message_free_unpacked(rep, NULL);
+    wd_http_reply_json(r, 202, json_pack("{s:s}", "state", s >= 0 && s <= 6 ? states[s] : "unknown"));
+}
+
+void wd_servers_command(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    static const wd_field spec[] = {
+        {.name = "command", .type = WD_F_STRING, .required = true, .max_len = 4096}};
+    json_t *in = wd_http_json_body(r);
+    if (in == NULL)
+        return;
+    json_t *details = NULL;
+    if (wd_input_check(in, spec, 1, &details) != WD_OK) {
+        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
+        json_decref(in);
+        return;
+    }
+    Warden__V1__ConsoleInput ci = WARDEN__V1__CONSOLE_INPUT__INIT;
+    ci.line = (char *)json_string_value(json_object_get(in, "command"));
+    wd_status st =
+        agent_request(api, r, id, "console.in", &ci.base, &warden__v1__ack__descriptor, NULL);
+    PGconn *c = db_try(api);
+    if (c) {
+        json_t *meta = json_pack("{s:s}", "command", ci.line);
+        wd_api_audit(api, c, r, "server.console.command", "server", id, meta);
+        wd_db_release(api->db, c);
+    }
+    json_decref(in);
+    if (st != WD_OK)
+        wd_http_reply_status(r, st);
+    else
+        wd_http_reply_json(r, 204, NULL);
+}
+
+void wd_servers_install(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    Warden__V1__InstallRequest req = WARDEN__V1__INSTALL_REQUEST__INIT;
+    req.reinstall = true;
+    wd_status st = agent_request(api, r, id, "install", &req.base, &warden__v1__ack__descriptor,
+                                 NULL);
+    PGconn *c = db_try(api);
+    if (c) {
+        wd_api_audit(api, c, r, "server.install", "server", id,
+                     json_pack("{s:s}", "result", st == WD_OK ? "ok" : wd_status_str(st)));
+        wd_db_release(api->db, c);
+    }
+    if (st != WD_OK)
+        wd_http_reply_status(r, st);
+    else
+        wd_http_reply_json(r, 202, json_pack("{s:s}", "state", "installing"));
+}
+
+void wd_servers_resources(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    uint8_t buf[512];
+    size_t len = 0;
+    int64_t age = 0;
+    if (!wd_fleet_latest_stats(api, id, buf, sizeof buf, &len, &age)) {
+        wd_http_reply_json(r, 200, json_pack("{s:s, s:n}", "state", "offline", "stats"));
+        return;
+    }
+    Warden__V1__ServerStats *s = warden__v1__server_stats__unpack(NULL, len, buf);
+    if (s == NULL) {
+        wd_http_reply_error(r, 500, "internal", "stats could not be read", NULL);
+        return;
+    }
+    static const char *const states[] = {"unknown", "offline", "installing", "starting",
+                                         "running", "stopping", "crashed"};
+    json_t *j = json_pack("{s:s, s:{s:f, s:I, s:I, s:I, s:I, s:I}}", "state",
+                          s->state <= 6 ? states[s->state] : "unknown", "stats", "cpu_percent",
+                          s->cpu_percent, "memory_bytes", (json_int_t)s->memory_bytes,
+                          "memory_limit_bytes", (json_int_t)s->memory_limit_bytes, "disk_bytes",
+                          (json_int_t)s->disk_bytes, "uptime_ms", (json_int_t)s->uptime_ms,
+                          "age_ms", (json_int_t)age);
+    protobuf_c_message_free_unpacked(&s->base, NULL);
+    wd_http_reply_json(r, 200, j);
+}
+
+void wd_servers_delete(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    if (!wd_uuid_valid(id)) {
+        wd_http_reply_error(r, 400, "invalid_argument", "server id must be a UUID", NULL);
+        return;
+    }
+    const char *force = wd_http_query(r, "force");
+    bool forced = force && strcmp(force, "true") == 0;
+    Warden__V1__DeleteRequest req = WARDEN__V1__DELETE_REQUEST__INIT;
+    req.force = true; /* a running game is killed: deleting is deliberate */
+    wd_status st = agent_request(api, r, id, "delete", &req.base, &warden__v1__ack__descriptor,
+                                 NULL);
+    /* The agent no longer has it (or never had): fine. Unreachable: only
+     * with ?force=true, and the agent drops it when it says hello. */
+    if (st == WD_ERR_NOT_FOUND && strstr(wd_err_msg(), "is not on node") != NULL)
+        st = WD_OK;
+    if ((st == WD_ERR_NO_RESPONDERS || st == WD_ERR_TIMEOUT) && forced)
+        st = WD_OK;
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    const char *params[] = {id};
+    st = wd_db_exec(c, "DELETE FROM servers WHERE id = $1", 1, params, NULL);
+    if (st == WD_OK)
+        wd_api_audit(api, c, r, "server.delete", "server", id, NULL);
+    wd_api_db_release(api, c);
+    if (st != WD_OK)
+        wd_http_reply_status(r, st);
+    else
+        wd_http_reply_json(r, 204, NULL);
+}
