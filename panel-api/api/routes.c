@@ -19,6 +19,10 @@ static const wd_route routes[] = {
     {"POST", "/api/v1/auth/refresh", NULL, wd_auth_refresh},
     {"POST", "/api/v1/auth/logout", "user", wd_auth_logout},
     {"GET", "/api/v1/me", "user", wd_auth_me},
+    /* --- account security (2FA, password) --- */
+    /* --- end account security --- */
+    /* --- API keys, users, subusers, audit --- */
+    /* --- end API keys, users, subusers, audit --- */
     {"GET", "/api/v1/nodes", "admin", wd_nodes_list},
     {"POST", "/api/v1/nodes", "admin", wd_nodes_create},
     {"GET", "/api/v1/nodes/{id}", "admin", wd_nodes_get},
