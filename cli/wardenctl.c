@@ -18,6 +18,7 @@
 
 #include "bus.h"
 #include "js.h"
+#include "rest.h"
 #include "status.h"
 #include "subject.h"
 #include "template.h"
@@ -27,6 +28,7 @@
 #include "warden/v1/server.pb-c.h"
 
 static const char *nats_url;
+static const char *api_url;
 static bool json;
 static int timeout_ms = 5000;
 static wd_bus *bus;
@@ -48,6 +50,13 @@ static const char usage[] =
     "  send ID COMMAND                         type one line into the game's console\n"
     "  console ID [--tail N] [--no-follow]     history, then live output; stdin lines are sent\n"
     "  stats ID [--follow]                     CPU, memory, disk, uptime\n"
+    "\n"
+    "\n"
+    "REST mode (--api URL or WARDEN_API_URL), against warden-api:\n"
+    "  login --username NAME [--totp CODE]     password on stdin; keeps a session file\n"
+    "  servers                                 servers you can see\n"
+    "  power SERVER_ID start|stop|restart|kill\n"
+    "  send SERVER_ID COMMAND\n"
     "\n"
     "NATS URL: --nats or WARDEN_NATS_URL (default nats://127.0.0.1:4222)\n";
 
@@ -725,6 +734,8 @@ int main(int argc, char **argv)
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--nats") == 0 && i + 1 < argc)
             nats_url = argv[++i];
+        else if (strcmp(argv[i], "--api") == 0 && i + 1 < argc)
+            api_url = argv[++i];
         else if (strcmp(argv[i], "--json") == 0)
             json = true;
         else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
@@ -740,6 +751,12 @@ int main(int argc, char **argv)
     }
     if (i >= argc)
         return usage_error("missing command");
+    if (api_url == NULL) {
+        const char *env = getenv("WARDEN_API_URL");
+        api_url = env && *env ? env : NULL;
+    }
+    if (api_url) /* REST mode */
+        return wd_rest_main(api_url, json, argc - i, argv + i);
     const char *cmd = argv[i++];
     int rest = argc - i;
     char **args = argv + i;

@@ -329,6 +329,42 @@ static void test_server_lifecycle(void)
     }
     CU_ASSERT(have_stats);
 
+    /* wardenctl's REST mode does the same from a shell. */
+    {
+        const char *sess = wd_h_tmpdir("ctl-session");
+        char cmd[2048], out[700];
+        snprintf(out, sizeof out, "%s/out", sess);
+        const char *ctl = wd_h_bin("cli/wardenctl");
+        snprintf(cmd, sizeof cmd,
+                 "echo 'root password 1' | WARDEN_SESSION=%s/s.json %s --api "
+                 "http://127.0.0.1:%d login --username root >%s 2>&1",
+                 sess, ctl, port, out);
+        CU_ASSERT_EQUAL(system(cmd), 0);
+        snprintf(cmd, sizeof cmd, "WARDEN_SESSION=%s/s.json %s --api http://127.0.0.1:%d servers >%s",
+                 sess, ctl, port, out);
+        CU_ASSERT_EQUAL(system(cmd), 0);
+        char *text = read_text(out);
+        CU_ASSERT(text && strstr(text, sid) && strstr(text, "running"));
+        free(text);
+        snprintf(cmd, sizeof cmd,
+                 "WARDEN_SESSION=%s/s.json %s --api http://127.0.0.1:%d send %s 'echo via-cli'",
+                 sess, ctl, port, sid);
+        CU_ASSERT_EQUAL(system(cmd), 0);
+        CU_ASSERT(console_has(csub, "via-cli", 5000));
+        snprintf(cmd, sizeof cmd,
+                 "WARDEN_SESSION=%s/s.json %s --api http://127.0.0.1:%d power %s explode "
+                 "2>%s",
+                 sess, ctl, port, sid, out);
+        int st = system(cmd);
+        CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+        text = read_text(out);
+        CU_ASSERT(text && strstr(text, "action must be"));
+        free(text);
+        snprintf(cmd, sizeof cmd, "%s --api http://127.0.0.1:%d bogus 2>/dev/null", ctl, port);
+        st = system(cmd);
+        CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+    }
+
     /* Another user sees nothing of it; a subuser only what was granted. */
     CU_ASSERT_EQUAL(wd_api_create_user(api, "dave", "dave@example.com", "user", "dave pass 12",
                                        NULL, 0, NULL),
