@@ -3,4 +3,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-exec "$BUILD/bench/bench_agent" "$@"
+"$BUILD/bench/bench_agent" "$@"
+echo
+exec "$BUILD/bench/bench_api"

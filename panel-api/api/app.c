@@ -1,6 +1,7 @@
 /* The API context (see app.h): start-up (keys, pool, migrations, bus, HTTP),
  * the authorize hook that every route goes through, audit rows. */
 #include "app_int.h"
+#include "admin_routes.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -214,6 +215,14 @@ static bool authenticate(wd_api *api, wd_http_req *r, wd_principal *p)
         return unauthenticated(r, "authentication required: send Authorization: Bearer <token>");
     if (strncmp(auth, "Bearer ", 7) != 0)
         return unauthenticated(r, "the Authorization header must be 'Bearer <token>'");
+    if (strncmp(auth + 7, "wdk_", 4) == 0) { /* an API key */
+        wd_status kst = wd_apikey_authenticate(api, auth + 7, p);
+        if (kst == WD_ERR_DENIED)
+            return unauthenticated(r, wd_err_msg());
+        if (kst != WD_OK)
+            wd_http_reply_status(r, kst);
+        return kst == WD_OK;
+    }
     wd_jwt_claims c;
     if (wd_jwt_verify(api->keys, auth + 7, time(NULL), api->cfg.issuer, api->cfg.issuer, &c) !=
         WD_OK)

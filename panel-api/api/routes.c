@@ -3,6 +3,8 @@
  * credentials.) docs/api.md documents each route. */
 #include <stddef.h>
 
+#include "account.h"
+#include "admin_routes.h"
 #include "app.h"
 
 static void healthz(wd_http_req *r, void *ud)
@@ -20,8 +22,26 @@ static const wd_route routes[] = {
     {"POST", "/api/v1/auth/logout", "user", wd_auth_logout},
     {"GET", "/api/v1/me", "user", wd_auth_me},
     /* --- account security (2FA, password) --- */
+    {"POST", "/api/v1/me/totp", "user", wd_account_totp_enrol},
+    {"POST", "/api/v1/me/totp/confirm", "user", wd_account_totp_confirm},
+    {"DELETE", "/api/v1/me/totp", "user", wd_account_totp_disable},
+    {"POST", "/api/v1/me/password", "user", wd_account_password_change},
     /* --- end account security --- */
     /* --- API keys, users, subusers, audit --- */
+    {"GET", "/api/v1/me/api-keys", "user", wd_apikeys_list},
+    {"POST", "/api/v1/me/api-keys", "user", wd_apikeys_create},
+    {"DELETE", "/api/v1/me/api-keys/{id}", "user", wd_apikeys_delete},
+    {"GET", "/api/v1/users", "admin", wd_users_list},
+    {"POST", "/api/v1/users", "admin", wd_users_create},
+    {"GET", "/api/v1/users/{id}", "admin", wd_users_get},
+    {"PATCH", "/api/v1/users/{id}", "admin", wd_users_update},
+    {"DELETE", "/api/v1/users/{id}", "admin", wd_users_delete},
+    {"GET", "/api/v1/servers/{id}/users", "user.read", wd_subusers_list},
+    {"POST", "/api/v1/servers/{id}/users", "user.create", wd_subusers_create},
+    {"PATCH", "/api/v1/servers/{id}/users/{user}", "user.update", wd_subusers_update},
+    {"DELETE", "/api/v1/servers/{id}/users/{user}", "user.delete", wd_subusers_delete},
+    {"GET", "/api/v1/audit", "admin", wd_audit_list},
+    {"GET", "/api/v1/servers/{id}/activity", "activity.read", wd_audit_server_activity},
     /* --- end API keys, users, subusers, audit --- */
     {"GET", "/api/v1/nodes", "admin", wd_nodes_list},
     {"POST", "/api/v1/nodes", "admin", wd_nodes_create},

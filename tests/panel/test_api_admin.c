@@ -1,0 +1,572 @@
+/* warden-api against a real PostgreSQL: API keys (create, list, revoke, a
+ * request authenticated with a key), user administration, subusers of a
+ * server (who may grant what), and the audit log with its filters.
+ *
+ * Servers are written straight into the database (a node, an allocation, a
+ * template, a server): creating one through the API needs an agent on the
+ * bus, which these routes do not. */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "harness.h"
+#include "pg.h"
+#include <libpq-fe.h>
+
+static wd_h_pg pg;
+static wd_api *api;
+static int port;
+static char alice_id[40], bob_id[40], carol_id[40], dave_id[40], erin_id[40], server_id[40];
+static char *alice, *bob, *carol, *dave, *erin; /* access tokens */
+
+#define MISSING "6b1d1f3e-0000-4000-8000-000000000000"
+
+static int call(const char *method, const char *path, const char *token, const char *body,
+                json_t **out)
+{
+    char hdr[4200] = "";
+    if (token)
+        snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+    char *text = NULL;
+    int st = wd_h_http(port, method, path, hdr, body, NULL, &text);
+    if (out)
+        *out = text && *text ? json_loads(text, 0, NULL) : NULL;
+    free(text);
+    return st;
+}
+
+static int call_nobody(const char *method, const char *path, const char *token, const char *body)
+{
+    return call(method, path, token, body, NULL);
+}
+
+static const char *str(json_t *j, const char *name)
+{
+    return json_string_value(json_object_get(j, name));
+}
+
+/* First value of a query against the test database, copied into out. */
+static bool sql1(const char *query, const char *param, char *out, size_t n)
+{
+    PGconn *c = PQconnectdb(pg.conninfo);
+    const char *params[] = {param};
+    PGresult *res = PQexecParams(c, query, param ? 1 : 0, NULL, params, NULL, NULL, 0);
+    bool ok = (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) ||
+              PQresultStatus(res) == PGRES_COMMAND_OK;
+    if (!ok)
+        fprintf(stderr, "sql: %s: %s\n", query, PQerrorMessage(c));
+    if (out)
+        snprintf(out, n, "%s", ok && PQntuples(res) > 0 ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    PQfinish(c);
+    return ok;
+}
+
+static char *login(const char *user, const char *password)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"username\":\"%s\",\"password\":\"%s\"}", user, password);
+    json_t *j = NULL;
+    if (call("POST", "/api/v1/auth/login", NULL, body, &j) != 200) {
+        json_decref(j);
+        return NULL;
+    }
+    char *t = strdup(str(j, "access_token"));
+    json_decref(j);
+    return t;
+}
+
+static int suite_init(void)
+{
+    if (!wd_h_pg_start(&pg))
+        return 1;
+    static wd_api_cfg cfg;
+    cfg.database_url = pg.conninfo;
+    cfg.data_dir = (char *)wd_h_tmpdir("api-admin");
+    cfg.issuer = (char *)"warden-test";
+    cfg.access_ttl_s = 900;
+    cfg.refresh_ttl_s = 3600;
+    cfg.bcrypt_cost = 4;
+    cfg.workers = 4;
+    cfg.db_pool = 4;
+    cfg.api_rate = 1000;
+    cfg.api_burst = 1000;
+    if (wd_api_create(&api, &cfg) != WD_OK || wd_api_start(api) != WD_OK) {
+        fprintf(stderr, "api: %s\n", wd_err_msg());
+        return 1;
+    }
+    port = wd_api_port(api);
+    struct {
+        const char *name, *role;
+        char *id;
+        char **token;
+    } users[] = {{"alice", "admin", alice_id, &alice},
+                 {"bob", "user", bob_id, &bob},
+                 {"carol", "user", carol_id, &carol},
+                 {"dave", "user", dave_id, &dave},
+                 {"erin", "user", erin_id, &erin}};
+    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++) {
+        char email[64];
+        snprintf(email, sizeof email, "%s@example.com", users[i].name);
+        if (wd_api_create_user(api, users[i].name, email, users[i].role, "password 1234", NULL, 0,
+                               users[i].id) != WD_OK ||
+            (*users[i].token = login(users[i].name, "password 1234")) == NULL) {
+            fprintf(stderr, "user %s: %s\n", users[i].name, wd_err_msg());
+            return 1;
+        }
+    }
+    char node[40], alloc[40], tpl[40];
+    if (!sql1("INSERT INTO nodes (name, fqdn, memory_mb, disk_mb) VALUES ('n1', 'n1.test', "
+              "1024, 1024) RETURNING id",
+              NULL, node, sizeof node) ||
+        !sql1("INSERT INTO allocations (node_id, ip, port) VALUES ($1, '127.0.0.1', 25565) "
+              "RETURNING id",
+              node, alloc, sizeof alloc) ||
+        !sql1("INSERT INTO templates (slug, name, body) VALUES ('t', 't', '{}') RETURNING id", NULL,
+              tpl, sizeof tpl))
+        return 1;
+    char q[512];
+    snprintf(q, sizeof q,
+             "INSERT INTO servers (name, owner_id, node_id, template_id, allocation_id) "
+             "VALUES ('s1', $1, '%s', '%s', '%s') RETURNING id",
+             node, tpl, alloc);
+    return sql1(q, bob_id, server_id, sizeof server_id) ? 0 : 1;
+}
+
+static int suite_clean(void)
+{
+    free(alice);
+    free(bob);
+    free(carol);
+    free(dave);
+    free(erin);
+    wd_api_destroy(&api);
+    wd_h_pg_stop(&pg);
+    return 0;
+}
+
+/* ---- API keys ------------------------------------------------------------ */
+
+static char *make_key(const char *token, const char *body, char *id, size_t n)
+{
+    json_t *j = NULL;
+    int st = call("POST", "/api/v1/me/api-keys", token, body, &j);
+    CU_ASSERT_EQUAL(st, 201);
+    char *key = NULL;
+    if (st == 201) {
+        key = strdup(str(j, "key"));
+        snprintf(id, n, "%s", str(j, "id"));
+    }
+    json_decref(j);
+    return key;
+}
+
+static void test_api_keys(void)
+{
+    const char *bad[] = {"{}",
+                         "{\"name\":\"\"}",
+                         "{\"name\":\"k\",\"admin\":true}",
+                         "{\"name\":\"k\",\"scopes\":[\"file.nope\"]}",
+                         "{\"name\":\"k\",\"scopes\":\"file.read\"}",
+                         "{\"name\":\"k\",\"expires_in_days\":0}",
+                         "{\"name\":\"k\",\"expires_in_days\":3651}",
+                         "[",
+                         NULL};
+    for (int i = 0; bad[i]; i++)
+        CU_ASSERT_EQUAL(call_nobody("POST", "/api/v1/me/api-keys", alice, bad[i]), 400);
+    /* Only admins may mint admin keys. */
+    CU_ASSERT_EQUAL(
+        call_nobody("POST", "/api/v1/me/api-keys", bob, "{\"name\":\"k\",\"scopes\":[\"admin\"]}"),
+        403);
+
+    json_t *j = NULL;
+    CU_ASSERT_EQUAL_FATAL(call("POST", "/api/v1/me/api-keys", alice,
+                               "{\"name\":\"ci\",\"scopes\":[\"admin\"],\"expires_in_days\":30}",
+                               &j),
+                          201);
+    char admin_key[128], admin_key_id[40];
+    snprintf(admin_key, sizeof admin_key, "%s", str(j, "key"));
+    snprintf(admin_key_id, sizeof admin_key_id, "%s", str(j, "id"));
+    CU_ASSERT_EQUAL(strncmp(admin_key, "wdk_", 4), 0);
+    CU_ASSERT_EQUAL(strncmp(str(j, "prefix"), admin_key, 12), 0);
+    CU_ASSERT_EQUAL(strlen(str(j, "prefix")), 12);
+    CU_ASSERT_PTR_NOT_NULL(str(j, "expires_at"));
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(json_object_get(j, "scopes"), 0)),
+                           "admin");
+    json_decref(j);
+    /* Only the hash is stored. */
+    char n[16];
+    sql1("SELECT count(*) FROM api_keys WHERE key_hash = encode(sha256($1::bytea), 'hex')",
+         admin_key, n, sizeof n);
+    CU_ASSERT_STRING_EQUAL(n, "1");
+    sql1("SELECT count(*) FROM api_keys WHERE key_hash = $1 OR prefix = $1", admin_key, n,
+         sizeof n);
+    CU_ASSERT_STRING_EQUAL(n, "0");
+
+    /* The list never shows a key. */
+    CU_ASSERT_EQUAL(call("GET", "/api/v1/me/api-keys", alice, NULL, &j), 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 1);
+    json_t *item = json_array_get(json_object_get(j, "data"), 0);
+    CU_ASSERT_STRING_EQUAL(str(item, "id"), admin_key_id);
+    CU_ASSERT_PTR_NULL(json_object_get(item, "key"));
+    CU_ASSERT_PTR_NULL(json_object_get(item, "key_hash"));
+    json_decref(j);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/me/api-keys?per_page=0", alice, NULL), 400);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/me/api-keys?sort=key_hash", alice, NULL), 400);
+    CU_ASSERT_EQUAL(call("GET", "/api/v1/me/api-keys", bob, NULL, &j), 200); /* others' keys: no */
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 0);
+    json_decref(j);
+
+    /* Requests with a key (needs authenticate() to hand "wdk_" tokens to
+     * wd_apikey_authenticate). */
+    int wired = call("GET", "/api/v1/me", admin_key, NULL, &j);
+    if (wired != 200)
+        fprintf(stderr, "NOTE: API-key authentication is not wired into app.c yet\n");
+    CU_ASSERT_EQUAL(wired, 200);
+    CU_ASSERT_STRING_EQUAL(str(j, "username") ? str(j, "username") : "", "alice");
+    json_decref(j);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/users", admin_key, NULL), 200);
+    sql1("SELECT count(*) FROM api_keys WHERE id = $1 AND last_used_at IS NOT NULL", admin_key_id,
+         n, sizeof n);
+    CU_ASSERT_STRING_EQUAL(n, "1");
+    /* An admin's key without the admin scope acts as a plain user. */
+    char plain_id[40], bob_key_id[40];
+    char *plain = make_key(alice, "{\"name\":\"read-only\",\"scopes\":[\"file.read\"]}", plain_id,
+                           sizeof plain_id);
+    char *bobs = make_key(bob, "{\"name\":\"bob's\"}", bob_key_id, sizeof bob_key_id);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/me", plain, NULL), 200);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/users", plain, NULL), 403);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/me", bobs, NULL), 200);
+    /* Logging out of sessions does not touch keys; a bad key is 401. */
+    CU_ASSERT_EQUAL(
+        call_nobody("GET", "/api/v1/me", "wdk_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL),
+        401);
+
+    /* Revocation: someone else's key is not found; bad ids are 400. */
+    char url[128];
+    snprintf(url, sizeof url, "/api/v1/me/api-keys/%s", bob_key_id);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", url, alice, NULL), 404);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", "/api/v1/me/api-keys/nope", alice, NULL), 400);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", url, bob, NULL), 204);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", url, bob, NULL), 404);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/me", bobs, NULL), 401);
+    /* Expired keys stop working. */
+    sql1("UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1", plain_id,
+         NULL, 0);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/me", plain, NULL), 401);
+    snprintf(url, sizeof url, "/api/v1/me/api-keys/%s", admin_key_id);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", url, alice, NULL), 204);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/me", admin_key, NULL), 401);
+    free(plain);
+    free(bobs);
+}
+
+/* ---- users --------------------------------------------------------------- */
+
+static void test_users(void)
+{
+    json_t *j = NULL;
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/users", bob, NULL), 403);
+    CU_ASSERT_EQUAL(call_nobody("POST", "/api/v1/users", bob,
+                                "{\"username\":\"x\",\"email\":\"x@x.x\",\"role\":\"admin\"}"),
+                    403);
+    CU_ASSERT_EQUAL(call("GET", "/api/v1/users?sort=-name&per_page=2", alice, NULL, &j), 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 2);
+    CU_ASSERT_STRING_EQUAL(str(json_array_get(json_object_get(j, "data"), 0), "username"), "erin");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(j, "pagination"), "total")),
+                    5);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("GET", "/api/v1/users?search=CAR", alice, NULL, &j), 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 1);
+    json_decref(j);
+    const char *bad_lists[] = {"/api/v1/users?per_page=0", "/api/v1/users?per_page=101",
+                               "/api/v1/users?page=x", "/api/v1/users?sort=password_hash", NULL};
+    for (int i = 0; bad_lists[i]; i++)
+        CU_ASSERT_EQUAL(call_nobody("GET", bad_lists[i], alice, NULL), 400);
+
+    const char *bad[] = {
+        "{\"username\":\"frank\",\"email\":\"f@example.com\"}",
+        "{\"username\":\"frank\",\"email\":\"f@example.com\",\"role\":\"root\"}",
+        "{\"username\":\"frank\",\"email\":\"nope\",\"role\":\"user\"}",
+        "{\"username\":\"frank\",\"email\":\"f@example.com\",\"role\":\"user\",\"x\":1}",
+        "{\"username\":\"frank\",\"email\":\"f@example.com\",\"role\":\"user\",\"password\":\"s\"}",
+        "{\"username\":\"Frank!\",\"email\":\"f@example.com\",\"role\":\"user\"}",
+        NULL};
+    for (int i = 0; bad[i]; i++)
+        CU_ASSERT_EQUAL(call_nobody("POST", "/api/v1/users", alice, bad[i]), 400);
+    CU_ASSERT_EQUAL_FATAL(
+        call("POST", "/api/v1/users", alice,
+             "{\"username\":\"frank\",\"email\":\"Frank@Example.com\",\"role\":\"user\"}", &j),
+        201);
+    const char *otp = str(j, "one_time_password");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(otp);
+    char frank_id[40];
+    snprintf(frank_id, sizeof frank_id, "%s", str(json_object_get(j, "user"), "id"));
+    CU_ASSERT_STRING_EQUAL(str(json_object_get(j, "user"), "email"), "frank@example.com");
+    char *frank = login("frank", otp);
+    CU_ASSERT_PTR_NOT_NULL(frank);
+    json_decref(j);
+    CU_ASSERT_EQUAL(
+        call_nobody("POST", "/api/v1/users", alice,
+                    "{\"username\":\"frank\",\"email\":\"f2@example.com\",\"role\":\"user\"}"),
+        409);
+    CU_ASSERT_EQUAL(call("POST", "/api/v1/users", alice,
+                         "{\"username\":\"gina\",\"email\":\"gina@example.com\",\"role\":"
+                         "\"user\",\"password\":\"gina password\"}",
+                         &j),
+                    201);
+    CU_ASSERT_PTR_NULL(json_object_get(j, "one_time_password"));
+    char gina_id[40];
+    snprintf(gina_id, sizeof gina_id, "%s", str(json_object_get(j, "user"), "id"));
+    json_decref(j);
+
+    char url[128];
+    snprintf(url, sizeof url, "/api/v1/users/%s", frank_id);
+    CU_ASSERT_EQUAL(call("GET", url, alice, NULL, &j), 200);
+    CU_ASSERT_STRING_EQUAL(str(j, "username"), "frank");
+    json_decref(j);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/users/nope", alice, NULL), 400);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/users/" MISSING, alice, NULL), 404);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", url, alice, "{\"role\":\"god\"}"), 400);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", url, alice, "{\"username\":\"x\"}"), 400);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", url, alice, "{\"disabled\":\"yes\"}"), 400);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", url, alice, "{\"email\":\"bob@example.com\"}"), 409);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", "/api/v1/users/" MISSING, alice, "{\"role\":\"user\"}"),
+                    404);
+    CU_ASSERT_EQUAL(
+        call("PATCH", url, alice, "{\"email\":\"frank2@example.com\",\"role\":\"admin\"}", &j),
+        200);
+    CU_ASSERT_STRING_EQUAL(str(j, "role"), "admin");
+    CU_ASSERT_STRING_EQUAL(str(j, "email"), "frank2@example.com");
+    json_decref(j);
+    /* Disabling ends the sessions at once. */
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/me", frank, NULL), 200);
+    CU_ASSERT_EQUAL(call("PATCH", url, alice, "{\"disabled\":true}", &j), 200);
+    CU_ASSERT(json_is_true(json_object_get(j, "disabled")));
+    json_decref(j);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/me", frank, NULL), 401);
+    /* An admin cannot lock themselves out. */
+    char self[128];
+    snprintf(self, sizeof self, "/api/v1/users/%s", alice_id);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", self, alice, "{\"disabled\":true}"), 409);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", self, alice, "{\"role\":\"user\"}"), 409);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", self, alice, NULL), 409);
+    /* Owners of servers stay. */
+    char bob_url[128];
+    snprintf(bob_url, sizeof bob_url, "/api/v1/users/%s", bob_id);
+    CU_ASSERT_EQUAL(call("DELETE", bob_url, alice, NULL, &j), 409);
+    CU_ASSERT_STRING_EQUAL(str(json_object_get(j, "error"), "code"), "failed_precondition");
+    json_decref(j);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", url, bob, NULL), 403);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", url, alice, NULL), 204);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", url, alice, NULL), 404);
+    snprintf(url, sizeof url, "/api/v1/users/%s", gina_id);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", url, alice, NULL), 204);
+    char n[16];
+    sql1("SELECT count(*) FROM audit_log WHERE action IN ('user.update', 'user.delete') "
+         "AND actor_user_id = $1",
+         alice_id, n, sizeof n);
+    CU_ASSERT_STRING_EQUAL(n, "4");
+    free(frank);
+}
+
+/* ---- subusers ------------------------------------------------------------ */
+
+static void test_subusers(void)
+{
+    char url[256], body[512];
+    json_t *j = NULL;
+    snprintf(url, sizeof url, "/api/v1/servers/%s/users", server_id);
+    /* Servers you cannot see do not exist. */
+    CU_ASSERT_EQUAL(call_nobody("GET", url, dave, NULL), 404);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/servers/" MISSING "/users", bob, NULL), 404);
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/servers/nope/users", bob, NULL), 400);
+    CU_ASSERT_EQUAL(call("GET", url, bob, NULL, &j), 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 0);
+    json_decref(j);
+
+    const char *bad[] = {"{\"permissions\":[\"user.read\"]}", /* no user */
+                         "{\"user_id\":\"nope\",\"permissions\":[]}",
+                         "{\"user_id\":\"%s\",\"email\":\"carol@example.com\",\"permissions\":[]}",
+                         "{\"user_id\":\"%s\",\"permissions\":[\"file.nope\"]}",
+                         "{\"user_id\":\"%s\",\"permissions\":[\"admin\"]}",
+                         "{\"user_id\":\"%s\",\"permissions\":\"user.read\"}",
+                         "{\"user_id\":\"%s\",\"permissions\":[],\"role\":\"admin\"}",
+                         NULL};
+    for (int i = 0; bad[i]; i++) {
+        snprintf(body, sizeof body, bad[i], carol_id);
+        CU_ASSERT_EQUAL(call_nobody("POST", url, bob, body), 400);
+    }
+    snprintf(body, sizeof body,
+             "{\"user_id\":\"%s\",\"permissions\":[\"user.read\",\"user.create\","
+             "\"control.console\"]}",
+             carol_id);
+    CU_ASSERT_EQUAL(call("POST", url, bob, body, &j), 201);
+    CU_ASSERT_STRING_EQUAL(str(j, "username"), "carol");
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "permissions")), 3);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call_nobody("POST", url, bob, body), 409); /* already */
+    snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"permissions\":[]}", bob_id);
+    CU_ASSERT_EQUAL(call_nobody("POST", url, alice, body), 409); /* the owner */
+    CU_ASSERT_EQUAL(
+        call_nobody("POST", url, bob, "{\"email\":\"nobody@example.com\",\"permissions\":[]}"),
+        404);
+    /* Carol (user.create) grants what she holds, not more. */
+    CU_ASSERT_EQUAL(call("GET", url, carol, NULL, &j), 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 1);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call_nobody("POST", url, carol,
+                                "{\"email\":\"Erin@example.com\",\"permissions\":"
+                                "[\"control.console\",\"control.start\"]}"),
+                    403);
+    CU_ASSERT_EQUAL(
+        call_nobody("POST", url, carol, "{\"email\":\"erin@example.com\",\"permissions\":[\"*\"]}"),
+        403);
+    CU_ASSERT_EQUAL(call("POST", url, carol,
+                         "{\"email\":\"Erin@example.com\",\"permissions\":[\"control.console\"]}",
+                         &j),
+                    201);
+    CU_ASSERT_STRING_EQUAL(str(j, "user_id"), erin_id);
+    json_decref(j);
+    /* Erin holds no user.create; Dave is no subuser at all. */
+    snprintf(body, sizeof body, "{\"user_id\":\"%s\",\"permissions\":[]}", dave_id);
+    CU_ASSERT_EQUAL(call_nobody("POST", url, erin, body), 403);
+    CU_ASSERT_EQUAL(call_nobody("GET", url, erin, NULL), 403);
+    CU_ASSERT_EQUAL(call_nobody("POST", url, dave, body), 404);
+
+    char erin_url[320], carol_url[320];
+    snprintf(erin_url, sizeof erin_url, "%s/%s", url, erin_id);
+    snprintf(carol_url, sizeof carol_url, "%s/%s", url, carol_id);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", erin_url, carol, "{\"permissions\":[]}"), 403);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", erin_url, bob, "{\"permissions\":[\"file.nope\"]}"), 400);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", erin_url, bob, "{\"perms\":[]}"), 400);
+    snprintf(body, sizeof body, "%s/nope", url);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", body, bob, "{\"permissions\":[]}"), 400);
+    snprintf(body, sizeof body, "%s/%s", url, dave_id);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", body, bob, "{\"permissions\":[]}"), 404);
+    CU_ASSERT_EQUAL(call("PATCH", erin_url, bob,
+                         "{\"permissions\":[\"control.*\",\"activity.read\",\"user.update\"]}", &j),
+                    200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "permissions")), 3);
+    json_decref(j);
+    /* Erin may update now, but not grant what she lacks, nor edit herself. */
+    CU_ASSERT_EQUAL(call_nobody("PATCH", carol_url, erin, "{\"permissions\":[\"user.read\"]}"),
+                    403);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", carol_url, erin, "{\"permissions\":[\"control.stop\"]}"),
+                    200);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", erin_url, erin, "{\"permissions\":[\"control.*\"]}"), 403);
+    /* user.delete: only the owner here. */
+    CU_ASSERT_EQUAL(call_nobody("DELETE", carol_url, erin, NULL), 403);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", carol_url, bob, NULL), 204);
+    CU_ASSERT_EQUAL(call_nobody("DELETE", carol_url, bob, NULL), 404);
+    CU_ASSERT_EQUAL(call_nobody("GET", url, carol, NULL), 404); /* no longer visible */
+    char n[16];
+    sql1("SELECT count(*) FROM audit_log WHERE action LIKE 'server.subuser.%' AND server_id = $1",
+         server_id, n, sizeof n);
+    CU_ASSERT_STRING_EQUAL(n, "5");
+}
+
+/* ---- audit ----------------------------------------------------------------- */
+
+static int rows(const char *path, const char *token, json_t **out)
+{
+    json_t *j = NULL;
+    int st = call("GET", path, token, NULL, &j);
+    CU_ASSERT_EQUAL(st, 200);
+    int n = (int)json_array_size(json_object_get(j, "data"));
+    if (out)
+        *out = j;
+    else
+        json_decref(j);
+    return n;
+}
+
+static void test_audit(void)
+{
+    char path[512];
+    json_t *j = NULL;
+    CU_ASSERT_EQUAL(call_nobody("GET", "/api/v1/audit", bob, NULL), 403);
+    CU_ASSERT(rows("/api/v1/audit?per_page=100", alice, &j) >= 10);
+    /* Newest first, every field there. */
+    json_t *data = json_object_get(j, "data");
+    for (size_t i = 1; i < json_array_size(data); i++)
+        CU_ASSERT(json_integer_value(json_object_get(json_array_get(data, i - 1), "id")) >
+                  json_integer_value(json_object_get(json_array_get(data, i), "id")));
+    json_t *first = json_array_get(data, 0);
+    const char *keys[] = {"id",        "at",       "actor_user_id", "actor_label",
+                          "ip",        "action",   "target_type",   "target_id",
+                          "server_id", "metadata", "request_id",    NULL};
+    for (int i = 0; keys[i]; i++)
+        CU_ASSERT_PTR_NOT_NULL(json_object_get(first, keys[i]));
+    CU_ASSERT(json_is_object(json_object_get(first, "metadata")));
+    json_decref(j);
+
+    CU_ASSERT_EQUAL(rows("/api/v1/audit?action=server.subuser", alice, &j), 5);
+    CU_ASSERT_STRING_EQUAL(str(json_array_get(json_object_get(j, "data"), 0), "action"),
+                           "server.subuser.delete");
+    json_decref(j);
+    CU_ASSERT_EQUAL(rows("/api/v1/audit?action=server.subuser.create&per_page=1", alice, &j), 1);
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(j, "pagination"), "total")),
+                    2);
+    json_decref(j);
+    CU_ASSERT_EQUAL(rows("/api/v1/audit?action=server.subuser%25", alice, NULL), 0); /* literal % */
+    snprintf(path, sizeof path, "/api/v1/audit?actor=%s&action=server.", carol_id);
+    CU_ASSERT_EQUAL(rows(path, alice, NULL), 1); /* carol added erin */
+    snprintf(path, sizeof path, "/api/v1/audit?server_id=%s", server_id);
+    CU_ASSERT_EQUAL(rows(path, alice, NULL), 5);
+    snprintf(path, sizeof path, "/api/v1/audit?target_id=%s&action=server.subuser", erin_id);
+    CU_ASSERT_EQUAL(rows(path, alice, NULL), 2);
+    CU_ASSERT(rows("/api/v1/audit?since=2000-01-01T00:00:00Z", alice, NULL) > 0);
+    CU_ASSERT_EQUAL(rows("/api/v1/audit?since=2999-01-01T00:00:00Z", alice, NULL), 0);
+    CU_ASSERT_EQUAL(rows("/api/v1/audit?until=2000-01-01", alice, NULL), 0);
+    CU_ASSERT(rows("/api/v1/audit?until=2999-01-01T00:00:00%2B02:00", alice, NULL) > 0);
+    const char *bad[] = {"/api/v1/audit?actor=carol",
+                         "/api/v1/audit?server_id=1",
+                         "/api/v1/audit?since=yesterday",
+                         "/api/v1/audit?since=2026-13-45T00:00:00Z",
+                         "/api/v1/audit?until=2026-01-01T00:00:00",
+                         "/api/v1/audit?per_page=1000",
+                         "/api/v1/audit?page=0",
+                         "/api/v1/audit?sort=actor_label",
+                         NULL};
+    for (int i = 0; bad[i]; i++)
+        CU_ASSERT_EQUAL(call_nobody("GET", bad[i], alice, NULL), 400);
+
+    /* A server's activity: its rows only, for activity.read holders. */
+    char url[256];
+    snprintf(url, sizeof url, "/api/v1/servers/%s/activity", server_id);
+    sql1("INSERT INTO audit_log (actor_label, action, target_type, target_id) "
+         "VALUES ('system', 'server.power.start', 'server', $1)",
+         server_id, NULL, 0);
+    sql1("INSERT INTO audit_log (actor_label, action, target_type, target_id) "
+         "VALUES ('system', 'server.power.start', 'server', '" MISSING "')",
+         NULL, NULL, 0);
+    CU_ASSERT_EQUAL(rows(url, bob, &j), 6);
+    data = json_object_get(j, "data");
+    for (size_t i = 0; i < json_array_size(data); i++) {
+        json_t *row = json_array_get(data, i);
+        CU_ASSERT(strcmp(str(row, "server_id") ? str(row, "server_id") : "", server_id) == 0 ||
+                  strcmp(str(row, "target_id"), server_id) == 0);
+    }
+    json_decref(j);
+    CU_ASSERT_EQUAL(rows(url, erin, NULL), 6); /* erin holds activity.read */
+    snprintf(path, sizeof path, "%s?action=server.power", url);
+    CU_ASSERT_EQUAL(rows(path, alice, NULL), 1);
+    snprintf(path, sizeof path, "%s?since=nope", url);
+    CU_ASSERT_EQUAL(call_nobody("GET", path, bob, NULL), 400);
+    CU_ASSERT_EQUAL(call_nobody("GET", url, dave, NULL), 404);
+}
+
+int main(void)
+{
+    static const wd_h_case cases[] = {
+        {"API keys: shown once, stored hashed, listed, used, revoked, expired", test_api_keys},
+        {"users: admins list, create, read, update, disable and delete", test_users},
+        {"subusers: grant only what you hold; invisible servers are 404", test_subusers},
+        {"audit: filters, paging newest first, a server's activity", test_audit},
+        {NULL, NULL}};
+    wd_h_suite("api-admin", suite_init, suite_clean, cases);
+    return wd_h_run();
+}
