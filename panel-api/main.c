@@ -5,6 +5,9 @@
  *                                              create an admin; prints a
  *                                              one-time password unless
  *                                              one is read from stdin
+ *   warden-api node create --name N --fqdn F [--memory-mb M --disk-mb D]
+ *              [--ports IP:LO-HI]             create a node; prints its
+ *                                              one-time join token
  * Everything else lives in the api library. */
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +31,8 @@ int main(int argc, char **argv)
     wd_api_cfg c = {0};
     char *log_level = NULL, *admin_user = NULL, *admin_email = NULL, *admin_password = NULL;
     bool password_stdin = false;
+    char *node_name = NULL, *node_fqdn = NULL, *node_ports = NULL;
+    long node_mem = 0, node_disk = 0;
     wd_cfg_opt opts[] = {
         {"listen", "WARDEN_API_LISTEN", WD_CFG_STR, "127.0.0.1", 0, 0, &c.listen,
          "address to listen on"},
@@ -66,6 +71,14 @@ int main(int argc, char **argv)
          "first-start admin password from the environment (avoid on command lines)"},
         {"password-stdin", NULL, WD_CFG_BOOL, "false", 0, 0, &password_stdin,
          "admin create: read the password from standard input"},
+        {"name", NULL, WD_CFG_STR, NULL, 0, 0, &node_name, "node create: the node's name"},
+        {"fqdn", NULL, WD_CFG_STR, NULL, 0, 0, &node_fqdn, "node create: its address"},
+        {"memory-mb", NULL, WD_CFG_INT, "8192", 1, 1L << 40, &node_mem,
+         "node create: memory for game servers"},
+        {"disk-mb", NULL, WD_CFG_INT, "100000", 1, 1L << 40, &node_disk,
+         "node create: disk for game servers"},
+        {"ports", NULL, WD_CFG_STR, NULL, 0, 0, &node_ports,
+         "node create: allocations IP:LO-HI, e.g. 127.0.0.1:30000-30099"},
         {"log-level", "WARDEN_LOG_LEVEL", WD_CFG_STR, "info", 0, 0, &log_level,
          "debug, info, warn or error"},
     };
@@ -89,7 +102,8 @@ int main(int argc, char **argv)
     }
     wd_log_set_level(lvl);
     bool admin_create = nrest == 2 && strcmp(rest[0], "admin") == 0 && strcmp(rest[1], "create") == 0;
-    if (nrest != 0 && !admin_create) {
+    bool node_create = nrest == 2 && strcmp(rest[0], "node") == 0 && strcmp(rest[1], "create") == 0;
+    if (nrest != 0 && !admin_create && !node_create) {
         fprintf(stderr, "warden-api: unknown command (try: warden-api admin create --help)\n");
         return 2;
     }
@@ -105,8 +119,8 @@ int main(int argc, char **argv)
 
     int rc = 0;
     wd_api *api = NULL;
-    if (admin_create) {
-        c.nats_url = NULL; /* not needed to create a user */
+    if (admin_create || node_create) {
+        c.nats_url = NULL; /* not needed to create rows */
         c.port = 0;
     }
     if ((st = wd_api_create(&api, &c)) != WD_OK) {
@@ -145,10 +159,52 @@ int main(int argc, char **argv)
                    generated);
         goto out;
     }
+    if (node_create) {
+        if (node_name == NULL || node_fqdn == NULL) {
+            fprintf(stderr, "warden-api: node create needs --name and --fqdn\n");
+            rc = 2;
+            goto out;
+        }
+        char ip[64] = "";
+        int lo = 0, hi = 0;
+        if (node_ports && (sscanf(node_ports, "%63[^:]:%d-%d", ip, &lo, &hi) != 3 || lo < 1 ||
+                           hi > 65535 || lo > hi || hi - lo > 10000)) {
+            fprintf(stderr, "warden-api: --ports looks like 127.0.0.1:30000-30099\n");
+            rc = 2;
+            goto out;
+        }
+        char id[40] = "", token[128] = "";
+        if ((st = wd_api_start(api)) != WD_OK ||
+            (st = wd_api_create_node(api, node_name, node_fqdn, node_mem, node_disk,
+                                     node_ports ? ip : NULL, lo, hi, id, token, sizeof token)) !=
+                WD_OK) {
+            fprintf(stderr, "warden-api: %s\n", wd_err_msg());
+            rc = 1;
+            goto out;
+        }
+        printf("node %s (id %s)\njoin token: %s\n", node_name, id, token);
+        goto out;
+    }
     if ((st = wd_api_start(api)) != WD_OK) {
         fprintf(stderr, "warden-api: %s\n", wd_err_msg());
         rc = 1;
         goto out;
+    }
+    /* First start from the environment: WARDEN_ADMIN_USERNAME and
+     * WARDEN_ADMIN_EMAIL (and WARDEN_ADMIN_PASSWORD, else a one-time one
+     * is printed) create the first admin, only while there is none. */
+    if (admin_user && admin_email) {
+        char generated[64] = "", id[40] = "";
+        st = wd_api_bootstrap_admin(api, admin_user, admin_email, admin_password, generated,
+                                    sizeof generated, id);
+        if (st == WD_OK && id[0]) {
+            fprintf(stderr, "warden-api: created the first admin %s (id %s)%s%s\n", admin_user, id,
+                    generated[0] ? "; one-time password: " : "", generated);
+        } else if (st != WD_OK) {
+            fprintf(stderr, "warden-api: first admin: %s\n", wd_err_msg());
+            rc = 1;
+            goto out;
+        }
     }
     while (!stop_signal)
         pause();

@@ -94,7 +94,16 @@ for _ in $(seq 100); do
   sleep 0.05
 done
 
-"$BIN/agent/warden-agent" --nats-url "$NATS_URL" --data-dir "$VAR/agent" \
+# The local agent joins the panel as node "local" on the first run, with
+# ports 30000-30099 on 127.0.0.1 for its game servers.
+JOIN=()
+if [ ! -s "$VAR/agent/node-id" ]; then
+  out=$("$BIN/panel-api/warden-api" node create --name local --fqdn 127.0.0.1 \
+        --ports 127.0.0.1:30000-30099 --data-dir "$VAR/api" --log-level warn 2>&1) ||
+    { echo "$out" >&2; exit 1; }
+  JOIN=(--join "$(echo "$out" | sed -n 's/^join token: //p')")
+fi
+"$BIN/agent/warden-agent" --nats-url "$NATS_URL" --data-dir "$VAR/agent" "${JOIN[@]}" \
   --stop-servers-on-exit >>"$VAR/log/agent.log" 2>&1 &
 agent_pid=$!
 for _ in $(seq 100); do

@@ -94,6 +94,11 @@ static wd_status load_jwt_keys(wd_api *api)
  * fresh key when missing. */
 static wd_status load_secretbox(wd_api *api)
 {
+    const char *env = getenv("WARDEN_SECRETS_KEY");
+    if (env && *env) { /* "KID:BASE64" lines, as in the file */
+        wd_status st = wd_secretbox_load(env, &api->box);
+        return st == WD_OK ? WD_OK : WD_ERR(st, "WARDEN_SECRETS_KEY: %s", wd_err_msg());
+    }
     char path[1100];
     snprintf(path, sizeof path, "%s/secrets.key", api->cfg.data_dir ? api->cfg.data_dir : ".");
     char *text = NULL;
@@ -457,6 +462,26 @@ wd_status wd_api_create_user(wd_api *api, const char *username, const char *emai
     PQclear(res);
     wd_db_release(api->db, c);
     return st;
+}
+
+wd_status wd_api_bootstrap_admin(wd_api *api, const char *username, const char *email,
+                                 const char *password, char *generated, size_t generated_len,
+                                 char *id_out)
+{
+    id_out[0] = '\0';
+    PGconn *c = NULL;
+    wd_status st = wd_db_acquire(api->db, &c);
+    if (st != WD_OK)
+        return st;
+    PGresult *res = NULL;
+    st = wd_db_exec(c, "SELECT count(*) FROM users WHERE role = 'admin'", 0, NULL, &res);
+    bool none = st == WD_OK && strcmp(PQgetvalue(res, 0, 0), "0") == 0;
+    PQclear(res);
+    wd_db_release(api->db, c);
+    if (st != WD_OK || !none)
+        return st;
+    return wd_api_create_user(api, username, email, "admin", password, generated, generated_len,
+                              id_out);
 }
 
 /* ---- lifecycle ------------------------------------------------------------ */

@@ -54,6 +54,18 @@ wd_status wd_api_create_user(wd_api *api, const char *username, const char *emai
                              const char *role, const char *password, char *generated,
                              size_t generated_len, char *id_out);
 
+/* Creates the first admin unless an admin exists already (then id_out is
+ * left empty and WD_OK returned). */
+wd_status wd_api_bootstrap_admin(wd_api *api, const char *username, const char *email,
+                                 const char *password, char *generated, size_t generated_len,
+                                 char *id_out);
+
+/* Creates a node (and allocations ip:port_lo..port_hi when ip is given)
+ * and its one-time join token, for `warden-api node create`. */
+wd_status wd_api_create_node(wd_api *api, const char *name, const char *fqdn, long memory_mb,
+                             long disk_mb, const char *ip, int port_lo, int port_hi, char *id_out,
+                             char *token_out, size_t token_len);
+
 /* ---- for handlers ---- */
 const wd_api_cfg *wd_api_config(const wd_api *api);
 /* A pooled connection; release it with wd_api_db_release. Replies 503 on

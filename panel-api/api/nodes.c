@@ -514,3 +514,51 @@ void wd_allocations_delete(wd_http_req *r, void *ud)
     else
         wd_http_reply_json(r, 204, NULL);
 }
+
+/* ---- for the command line (warden-api node create) -------------------- */
+
+wd_status wd_api_create_node(wd_api *api, const char *name, const char *fqdn, long memory_mb,
+                             long disk_mb, const char *ip, int port_lo, int port_hi, char *id_out,
+                             char *token_out, size_t token_len)
+{
+    PGconn *c = NULL;
+    wd_status st = wd_db_acquire(api->db, &c);
+    if (st != WD_OK)
+        return st;
+    char mem[24], disk[24], lo[16], hi[16];
+    snprintf(mem, sizeof mem, "%ld", memory_mb);
+    snprintf(disk, sizeof disk, "%ld", disk_mb);
+    snprintf(lo, sizeof lo, "%d", port_lo);
+    snprintf(hi, sizeof hi, "%d", port_hi);
+    const char *params[] = {name, fqdn, mem, disk};
+    PGresult *res = NULL;
+    if ((st = wd_db_begin(c)) == WD_OK)
+        st = wd_db_exec(c,
+                        "INSERT INTO nodes (name, fqdn, memory_mb, disk_mb) "
+                        "VALUES ($1, $2, $3, $4) RETURNING id",
+                        4, params, &res);
+    if (st == WD_OK)
+        snprintf(id_out, 40, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (st == WD_OK && ip && port_lo > 0) {
+        const char *ap[] = {id_out, ip, lo, hi};
+        st = wd_db_exec(c,
+                        "INSERT INTO allocations (node_id, ip, port) "
+                        "SELECT $1, $2::inet, generate_series($3::int, $4::int)",
+                        4, ap, NULL);
+    }
+    if (st == WD_OK)
+        st = new_join_token(c, id_out, token_out, token_len);
+    if (st == WD_OK) {
+        json_t *meta = json_pack("{s:s}", "name", name);
+        wd_api_audit(api, c, NULL, "node.create", "node", id_out, meta);
+        st = wd_db_commit(c);
+    }
+    if (st != WD_OK) {
+        wd_db_rollback(c);
+        if (st == WD_ERR_EXISTS)
+            st = WD_ERR(WD_ERR_EXISTS, "a node named '%s' exists already", name);
+    }
+    wd_db_release(api->db, c);
+    return st;
+}
