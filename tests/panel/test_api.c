@@ -235,6 +235,73 @@ static void test_route_walk(void)
     }
 }
 
+/* The second walk: a logged-in user without the needed role or permission
+ * gets 403 on every admin route and every server-permission route (as a
+ * subuser holding no permission of a server that exists). */
+static void test_route_walk_forbidden(void)
+{
+    PGconn *c = PQconnectdb(pg.conninfo);
+    PGresult *res = PQexec(
+        c, "WITH n AS (INSERT INTO nodes (name, fqdn, memory_mb, disk_mb) "
+           "VALUES ('walk', 'walk', 1, 1) RETURNING id), "
+           "t AS (INSERT INTO templates (slug, name, body) VALUES ('walk', 'walk', '{}') "
+           "RETURNING id), "
+           "a AS (INSERT INTO allocations (node_id, ip, port) SELECT id, '127.0.0.1', 9 FROM n "
+           "RETURNING id, node_id), "
+           "s AS (INSERT INTO servers (name, owner_id, node_id, template_id, allocation_id) "
+           "SELECT 'walk', (SELECT id FROM users WHERE username = 'alice'), a.node_id, t.id, a.id "
+           "FROM a, t RETURNING id) SELECT id FROM s");
+    CU_ASSERT_EQUAL_FATAL(PQresultStatus(res), PGRES_TUPLES_OK);
+    char sid[40];
+    snprintf(sid, sizeof sid, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    CU_ASSERT_EQUAL_FATAL(wd_api_create_user(api, "erin", "erin@example.com", "user",
+                                             "erin password 1", NULL, 0, NULL),
+                          WD_OK);
+    const char *params[] = {sid};
+    res = PQexecParams(c,
+                       "INSERT INTO subusers (server_id, user_id, permissions) SELECT $1, id, "
+                       "'{}' FROM users WHERE username = 'erin'",
+                       1, NULL, params, NULL, NULL, 0);
+    CU_ASSERT_EQUAL(PQresultStatus(res), PGRES_COMMAND_OK);
+    PQclear(res);
+    PQfinish(c);
+    char *access, *refresh;
+    login("{\"username\":\"erin\",\"password\":\"erin password 1\"}", &access, &refresh);
+
+    size_t n = 0;
+    const wd_route *routes = wd_api_routes(&n);
+    int checked = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *perm = routes[i].permission;
+        if (perm == NULL || strcmp(perm, "user") == 0 || strcmp(perm, "server") == 0)
+            continue;
+        char path[256];
+        snprintf(path, sizeof path, "%s", routes[i].pattern);
+        char *open;
+        while ((open = strchr(path, '{')) != NULL) {
+            char *close = strchr(open, '}');
+            bool is_id = strncmp(open, "{id}", 4) == 0;
+            char rest[256];
+            snprintf(rest, sizeof rest, "%s", close + 1);
+            snprintf(open, sizeof path - (size_t)(open - path), "%s%s",
+                     is_id ? sid : "6b1d1f3e-0000-4000-8000-000000000000", rest);
+        }
+        json_t *j = NULL;
+        int st = call(routes[i].method, path, access, "{}", &j, NULL);
+        if (st != 403)
+            fprintf(stderr, "%s %s (%s) answered %d without the permission\n", routes[i].method,
+                    path, perm, st);
+        CU_ASSERT_EQUAL(st, 403);
+        CU_ASSERT_STRING_EQUAL(err_code(j) ? err_code(j) : "", "forbidden");
+        json_decref(j);
+        checked++;
+    }
+    CU_ASSERT(checked > 10);
+    free(access);
+    free(refresh);
+}
+
 static void test_openapi_matches_routes(void)
 {
     json_t *spec = NULL;
@@ -409,6 +476,8 @@ int main(void)
         {"healthz, readyz and metrics", test_ops},
         {"templates: admins write (ours or eggs), users read, lists page and sort",
          test_templates},
+        {"every admin or server-permission route answers 403 without the permission",
+         test_route_walk_forbidden},
         {NULL, NULL}};
     wd_h_suite("api-auth", suite_init, suite_clean, cases);
     return wd_h_run();
