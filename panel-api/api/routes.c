@@ -55,6 +55,7 @@ static const wd_route routes[] = {
     {"GET", "/api/v1/servers", "user", wd_servers_list},
     {"POST", "/api/v1/servers", "admin", wd_servers_create},
     {"GET", "/api/v1/servers/{id}", "server", wd_servers_get},
+    {"PATCH", "/api/v1/servers/{id}", "admin", wd_servers_update},
     {"DELETE", "/api/v1/servers/{id}", "admin", wd_servers_delete},
     {"POST", "/api/v1/servers/{id}/install", "settings.reinstall", wd_servers_install},
     {"POST", "/api/v1/servers/{id}/power", "server", wd_servers_power},

@@ -720,3 +720,169 @@ void wd_servers_delete(wd_http_req *r, void *ud)
     else
         wd_http_reply_json(r, 204, NULL);
 }
+
+/* ---- update ----------------------------------------------------------------- */
+
+/* PATCH /api/v1/servers/{id} (admin): name, description, limits, variables
+ * (checked against the template), suspended. The new spec goes to the agent
+ * inside the transaction; suspending also kills a running game. */
+void wd_servers_update(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    static const wd_field fields[] = {
+        {.name = "name", .type = WD_F_STRING, .max_len = 191},
+        {.name = "description", .type = WD_F_TEXT, .max_len = 2000},
+        {.name = "limits", .type = WD_F_OBJECT},
+        {.name = "variables", .type = WD_F_OBJECT},
+        {.name = "suspended", .type = WD_F_BOOL},
+    };
+    json_t *in = wd_http_json_body(r);
+    if (in == NULL)
+        return;
+    json_t *details = NULL;
+    json_t *limits = json_object_get(in, "limits");
+    if (wd_input_check(in, fields, sizeof fields / sizeof fields[0], &details) != WD_OK ||
+        (limits && wd_input_check(limits, limit_fields, 4, &details) != WD_OK)) {
+        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
+        json_decref(in);
+        return;
+    }
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL) {
+        json_decref(in);
+        return;
+    }
+    PGresult *res = NULL;
+    Warden__V1__Template *t = NULL;
+    Warden__V1__ServerSpec *spec = NULL;
+    wd_kv *vars = NULL;
+    size_t nvars = 0;
+    bool replied = false, suspend_now = false;
+    char node[40] = "";
+    const char *params[] = {id};
+    wd_status st = wd_db_begin(c);
+    if (st == WD_OK)
+        st = wd_db_exec(c,
+                        "SELECT t.body::text, host(a.ip), a.port, s.suspended FROM servers s "
+                        "JOIN templates t ON t.id = s.template_id "
+                        "JOIN allocations a ON a.id = s.allocation_id WHERE s.id = $1 "
+                        "FOR UPDATE OF s",
+                        1, params, &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "server %s not found", id);
+    if (st == WD_OK) {
+        bool was = *PQgetvalue(res, 0, 3) == 't';
+        json_t *sv = json_object_get(in, "suspended");
+        suspend_now = sv && json_is_true(sv) && !was;
+        st = wd_template_parse_json(PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)), &t);
+    }
+    json_t *given = json_object_get(in, "variables");
+    if (st == WD_OK && given) {
+        /* Unchanged variables keep their stored values: merge, then check. */
+        char ip[64], port[16];
+        snprintf(ip, sizeof ip, "%s", PQgetvalue(res, 0, 1));
+        snprintf(port, sizeof port, "%s", PQgetvalue(res, 0, 2));
+        Warden__V1__ServerSpec *old = NULL;
+        st = wd_server_spec_build(api, c, id, &old, NULL, 0);
+        json_t *merged = json_object();
+        for (size_t i = 0; st == WD_OK && i < old->n_variables; i++)
+            json_object_set_new(merged, old->variables[i]->key,
+                                json_string(old->variables[i]->value));
+        if (old)
+            protobuf_c_message_free_unpacked(&old->base, NULL);
+        json_object_update(merged, given);
+        if (st == WD_OK && !resolve_variables(r, t, merged, ip, port, &vars, &nvars)) {
+            replied = true;
+            st = WD_ERR_INVALID;
+        }
+        json_decref(merged);
+    }
+    PQclear(res);
+    res = NULL;
+    char mem[24], disk[24], cpu[24], pids[24];
+    snprintf(mem, sizeof mem, "%lld", limit_of(limits, "memory_mb"));
+    snprintf(disk, sizeof disk, "%lld", limit_of(limits, "disk_mb"));
+    snprintf(cpu, sizeof cpu, "%lld", limit_of(limits, "cpu_pct"));
+    snprintf(pids, sizeof pids, "%lld", limit_of(limits, "pids"));
+    json_t *sv = json_object_get(in, "suspended");
+    const char *up[] = {id,
+                        json_string_value(json_object_get(in, "name")),
+                        json_string_value(json_object_get(in, "description")),
+                        limits ? "true" : "false",
+                        mem, disk, cpu, pids,
+                        sv ? (json_is_true(sv) ? "true" : "false") : NULL};
+    if (st == WD_OK)
+        st = wd_db_exec(c,
+                        "UPDATE servers SET name = coalesce($2, name), "
+                        "description = coalesce($3, description), "
+                        "memory_mb = CASE WHEN $4::boolean THEN $5::bigint ELSE memory_mb END, "
+                        "disk_mb = CASE WHEN $4::boolean THEN $6::bigint ELSE disk_mb END, "
+                        "cpu_pct = CASE WHEN $4::boolean THEN $7::int ELSE cpu_pct END, "
+                        "pids = CASE WHEN $4::boolean THEN $8::int ELSE pids END, "
+                        "suspended = coalesce($9::boolean, suspended), revision = revision + 1 "
+                        "WHERE id = $1",
+                        9, up, NULL);
+    for (size_t i = 0; st == WD_OK && given && i < nvars; i++) {
+        bool secret = false;
+        for (size_t k = 0; k < t->n_variables; k++)
+            if (strcmp(t->variables[k]->name, vars[i].key) == 0)
+                secret = t->variables[k]->secret;
+        char *sealed = NULL;
+        if (secret) {
+            char aad[128];
+            snprintf(aad, sizeof aad, "%s:%s", id, vars[i].key);
+            st = wd_secretbox_seal(api->box, vars[i].value, strlen(vars[i].value), aad, &sealed);
+        }
+        const char *vp[] = {id, vars[i].key, secret ? NULL : vars[i].value, sealed};
+        if (st == WD_OK)
+            st = wd_db_exec(c,
+                            "INSERT INTO server_variables (server_id, name, value, value_enc) "
+                            "VALUES ($1, $2, $3, $4) ON CONFLICT (server_id, name) DO UPDATE "
+                            "SET value = EXCLUDED.value, value_enc = EXCLUDED.value_enc",
+                            4, vp, NULL);
+        free(sealed);
+    }
+    if (st == WD_OK)
+        st = wd_server_spec_build(api, c, id, &spec, node, sizeof node);
+    if (st == WD_OK)
+        st = sync_spec(api, node, spec, r);
+    if (st == WD_OK) {
+        /* What changed, without values: secrets never reach the audit log. */
+        json_t *meta = json_pack("{s:b, s:b, s:b}", "variables", given != NULL, "limits",
+                                 limits != NULL, "suspended", sv && json_is_true(sv));
+        wd_api_audit(api, c, r, "server.update", "server", id, meta);
+        st = wd_db_commit(c);
+    }
+    if (st != WD_OK) {
+        wd_db_rollback(c);
+        if (!replied)
+            wd_http_reply_status(r, st);
+    } else {
+        if (suspend_now) {
+            /* Best effort: the agent refuses nothing; a stopped game stays so. */
+            Warden__V1__PowerRequest kill = WARDEN__V1__POWER_REQUEST__INIT;
+            kill.action = WARDEN__V1__POWER_REQUEST__ACTION__KILL;
+            char subj[WD_SUBJECT_MAX];
+            ProtobufCMessage *rep = NULL;
+            if (wd_subj_agent_server(subj, sizeof subj, node, id, "power") == WD_OK &&
+                wd_bus_request(api->bus, subj, &kill.base, &warden__v1__power_reply__descriptor,
+                               BUS_TIMEOUT_MS, NULL, &rep) == WD_OK)
+                protobuf_c_message_free_unpacked(rep, NULL);
+        }
+        const char *gp[] = {id};
+        if (wd_db_exec(c, "SELECT " SERVER_COLS SERVER_FROM " WHERE s.id = $1", 1, gp, &res) ==
+                WD_OK &&
+            PQntuples(res) == 1)
+            wd_http_reply_json(r, 200, server_json(res, 0));
+        else
+            wd_http_reply_json(r, 200, json_pack("{s:s}", "id", id));
+        PQclear(res);
+    }
+    wd_api_db_release(api, c);
+    if (spec)
+        protobuf_c_message_free_unpacked(&spec->base, NULL);
+    wd_kv_free(vars, nvars);
+    wd_template_free(&t);
+    json_decref(in);
+}

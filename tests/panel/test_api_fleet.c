@@ -397,6 +397,29 @@ static void test_server_lifecycle(void)
     CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"stop\"}", NULL), 202);
     CU_ASSERT(wait_server(spath, "offline", true, 20000));
 
+    /* Updates go to the agent too; bad values change nothing; suspension. */
+    CU_ASSERT_EQUAL(call("PATCH", spath,
+                         "{\"name\":\"Renamed\",\"limits\":{\"memory_mb\":512},"
+                         "\"variables\":{\"GREETING\":\"second-greeting\"}}",
+                         &j),
+                    200);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "name")), "Renamed");
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("PATCH", spath, "{\"variables\":{\"READY_DELAY_MS\":\"-5\"}}", &j),
+                    400);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("PATCH", spath, "{\"owner\":\"x\"}", NULL), 400);
+    CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"start\"}", NULL), 202);
+    CU_ASSERT(wait_server(spath, "running", true, 20000));
+    CU_ASSERT(console_has(csub, "second-greeting", 5000)); /* the new value reached the game */
+    CU_ASSERT_EQUAL(call("PATCH", spath, "{\"suspended\":true}", &j), 200);
+    CU_ASSERT(json_is_true(json_object_get(j, "suspended")));
+    json_decref(j);
+    CU_ASSERT(wait_server(spath, "offline", true, 20000)); /* suspending killed it */
+    CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"start\"}", &j), 409);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("PATCH", spath, "{\"suspended\":false}", NULL), 200);
+
     /* The node goes down: commands fail fast and clearly. */
     wd_h_stop(agent, SIGTERM, 5000);
     int64_t t0 = wd_mono_ms();
