@@ -228,7 +228,8 @@ wd_status wd_apikey_authenticate(wd_api *api, const char *key, wd_principal *p)
     st = wd_db_exec(c,
                     "SELECT k.id, u.id, u.username, u.role, 'admin' = ANY (k.scopes), "
                     "k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute', "
-                    "k.key_hash FROM api_keys k JOIN users u ON u.id = k.user_id "
+                    "k.key_hash, array_to_string(k.scopes, ' ') "
+                    "FROM api_keys k JOIN users u ON u.id = k.user_id "
                     "WHERE k.key_hash = $1 AND k.revoked_at IS NULL "
                     "AND (k.expires_at IS NULL OR k.expires_at > now()) AND NOT u.disabled",
                     1, params, &res);
@@ -240,6 +241,8 @@ wd_status wd_apikey_authenticate(wd_api *api, const char *key, wd_principal *p)
         snprintf(p->username, sizeof p->username, "%s", PQgetvalue(res, 0, 2));
         bool admin = strcmp(PQgetvalue(res, 0, 3), "admin") == 0 && *PQgetvalue(res, 0, 4) == 't';
         snprintf(p->role, sizeof p->role, "%s", admin ? "admin" : "user");
+        snprintf(p->key_id, sizeof p->key_id, "%s", PQgetvalue(res, 0, 0));
+        snprintf(p->scopes, sizeof p->scopes, "%s", PQgetvalue(res, 0, 7));
         if (*PQgetvalue(res, 0, 5) == 't') {
             /* Best effort and at most once a minute: a busy key must not turn
              * every read into a write. */

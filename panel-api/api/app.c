@@ -176,6 +176,7 @@ void wd_api_audit(wd_api *api, PGconn *c, wd_http_req *r, const char *action,
     const char *params[] = {
         p && p->user_id[0] ? p->user_id : NULL,
         p ? p->username : (r ? "anonymous" : "system"),
+        p && p->key_id[0] ? p->key_id : NULL,
         ip && *ip ? ip : NULL,
         action,
         target_type,
@@ -184,10 +185,10 @@ void wd_api_audit(wd_api *api, PGconn *c, wd_http_req *r, const char *action,
         r ? wd_http_request_id(r) : NULL,
     };
     wd_status st = wd_db_exec(c,
-                              "INSERT INTO audit_log (actor_user_id, actor_label, ip, action, "
-                              "target_type, target_id, metadata, request_id) "
-                              "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8)",
-                              8, params, NULL);
+                              "INSERT INTO audit_log (actor_user_id, actor_label, "
+                              "actor_api_key_id, ip, action, target_type, target_id, metadata, "
+                              "request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9)",
+                              9, params, NULL);
     if (st != WD_OK)
         wd_error("audit %s: %s", action, wd_err_msg());
     free(meta);
@@ -290,6 +291,26 @@ wd_status wd_api_server_access(wd_api *api, wd_http_req *r, const char *server_i
         PQclear(res);
         /* Servers you cannot see do not exist, as far as you can tell. */
         return WD_ERR(WD_ERR_NOT_FOUND, "server %s not found", server_id);
+    }
+    /* An API key whose scopes name server permissions may use only those,
+     * whatever its owner could do. */
+    if (perm && p->key_id[0] && p->scopes[0]) {
+        char scopes_text[512];
+        snprintf(scopes_text, sizeof scopes_text, "%s", p->scopes);
+        const char *scopes[64];
+        size_t ns = 0;
+        bool restricted = false;
+        for (char *g = scopes_text, *next; g && *g && ns < 64; g = next) {
+            next = strchr(g, ' ');
+            if (next)
+                *next++ = '\0';
+            scopes[ns++] = g;
+            restricted |= wd_perm_valid(g);
+        }
+        if (restricted && !wd_perm_granted(scopes, ns, perm)) {
+            PQclear(res);
+            return WD_ERR(WD_ERR_DENIED, "this API key's scopes do not include %s", perm);
+        }
     }
     if (admin || owner || perm == NULL) {
         PQclear(res);

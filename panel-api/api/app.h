@@ -40,6 +40,8 @@ typedef struct {
     char username[72];
     char role[32]; /* "admin" or "user" */
     char sid[64];  /* refresh family of the session ("" for API keys) */
+    char key_id[40];   /* the API key used, "" for sessions */
+    char scopes[512];  /* the key's scopes, space-separated; "" = all the user's rights */
 } wd_principal;
 
 wd_status wd_api_create(wd_api **out, const wd_api_cfg *cfg);

@@ -436,6 +436,11 @@ void wd_auth_logout(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const wd_principal *p = wd_api_principal(r);
+    if (p->key_id[0]) {
+        wd_http_reply_error(r, 400, "invalid_argument",
+                            "an API key has no session to end: revoke the key instead", NULL);
+        return;
+    }
     PGconn *c = wd_api_db(api, r);
     if (c == NULL)
         return;

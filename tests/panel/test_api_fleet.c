@@ -365,6 +365,25 @@ static void test_server_lifecycle(void)
         CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 2);
     }
 
+    /* An API key scoped to the console: commands yes, power no. */
+    CU_ASSERT_EQUAL(call("POST", "/api/v1/me/api-keys",
+                         "{\"name\":\"console bot\",\"scopes\":[\"control.console\"]}", &j),
+                    201);
+    {
+        char *saved = admin;
+        admin = strdup(json_string_value(json_object_get(j, "key")));
+        json_decref(j);
+        snprintf(act, sizeof act, "%s/command", spath);
+        CU_ASSERT_EQUAL(call("POST", act, "{\"command\":\"echo via-key\"}", NULL), 204);
+        CU_ASSERT(console_has(csub, "via-key", 5000));
+        snprintf(act, sizeof act, "%s/power", spath);
+        CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"stop\"}", NULL), 403);
+        CU_ASSERT_EQUAL(call("GET", "/api/v1/nodes", NULL, NULL), 403); /* no admin scope */
+        CU_ASSERT_EQUAL(call("POST", "/api/v1/auth/logout", NULL, NULL), 400);
+        free(admin);
+        admin = saved;
+    }
+
     /* Another user sees nothing of it; a subuser only what was granted. */
     CU_ASSERT_EQUAL(wd_api_create_user(api, "dave", "dave@example.com", "user", "dave pass 12",
                                        NULL, 0, NULL),
