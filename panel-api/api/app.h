@@ -90,6 +90,8 @@ void wd_servers_create(wd_http_req *r, void *ud);
 void wd_servers_get(wd_http_req *r, void *ud);
 void wd_servers_delete(wd_http_req *r, void *ud);
 void wd_servers_update(wd_http_req *r, void *ud);
+void wd_servers_startup_get(wd_http_req *r, void *ud);
+void wd_servers_startup_update(wd_http_req *r, void *ud);
 void wd_servers_install(wd_http_req *r, void *ud);
 void wd_servers_power(wd_http_req *r, void *ud);
 void wd_servers_command(wd_http_req *r, void *ud);

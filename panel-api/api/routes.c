@@ -61,6 +61,8 @@ static const wd_route routes[] = {
     {"POST", "/api/v1/servers/{id}/power", "server", wd_servers_power},
     {"POST", "/api/v1/servers/{id}/command", "control.console", wd_servers_command},
     {"GET", "/api/v1/servers/{id}/resources", "server", wd_servers_resources},
+    {"GET", "/api/v1/servers/{id}/startup", "startup.read", wd_servers_startup_get},
+    {"PATCH", "/api/v1/servers/{id}/startup", "startup.update", wd_servers_startup_update},
     {"GET", "/api/v1/templates", "user", wd_templates_list},
     {"POST", "/api/v1/templates", "admin", wd_templates_create},
     {"GET", "/api/v1/templates/{id}", "user", wd_templates_get},

@@ -726,10 +726,18 @@ void wd_servers_delete(wd_http_req *r, void *ud)
 /* PATCH /api/v1/servers/{id} (admin): name, description, limits, variables
  * (checked against the template), suspended. The new spec goes to the agent
  * inside the transaction; suspending also kills a running game. */
+static void do_update(wd_http_req *r, wd_api *api, const char *id, json_t *in);
+
 void wd_servers_update(wd_http_req *r, void *ud)
 {
-    wd_api *api = ud;
-    const char *id = wd_http_param(r, "id");
+    json_t *in = wd_http_json_body(r);
+    if (in)
+        do_update(r, ud, wd_http_param(r, "id"), in);
+}
+
+/* Applies a validated-or-not update body (ownership of in taken). */
+static void do_update(wd_http_req *r, wd_api *api, const char *id, json_t *in)
+{
     static const wd_field fields[] = {
         {.name = "name", .type = WD_F_STRING, .max_len = 191},
         {.name = "description", .type = WD_F_TEXT, .max_len = 2000},
@@ -737,9 +745,6 @@ void wd_servers_update(wd_http_req *r, void *ud)
         {.name = "variables", .type = WD_F_OBJECT},
         {.name = "suspended", .type = WD_F_BOOL},
     };
-    json_t *in = wd_http_json_body(r);
-    if (in == NULL)
-        return;
     json_t *details = NULL;
     json_t *limits = json_object_get(in, "limits");
     if (wd_input_check(in, fields, sizeof fields / sizeof fields[0], &details) != WD_OK ||
@@ -885,4 +890,115 @@ void wd_servers_update(wd_http_req *r, void *ud)
     wd_kv_free(vars, nvars);
     wd_template_free(&t);
     json_decref(in);
+}
+
+/* ---- startup variables (for owners and subusers) --------------------------- */
+
+/* GET /api/v1/servers/{id}/startup (startup.read): the template's variables
+ * with their current values. Secret values are never shown; variables the
+ * template hides from users are listed only for admins. */
+void wd_servers_startup_get(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    const wd_principal *me = wd_api_principal(r);
+    bool admin = strcmp(me->role, "admin") == 0;
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    Warden__V1__ServerSpec *spec = NULL;
+    wd_status st = wd_server_spec_build(api, c, id, &spec, NULL, 0);
+    wd_api_db_release(api, c);
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    static const char *const types[] = {"string", "integer", "boolean", "enum"};
+    json_t *items = json_array();
+    const Warden__V1__Template *t = spec->template_;
+    for (size_t i = 0; i < t->n_variables; i++) {
+        const Warden__V1__TemplateVariable *v = t->variables[i];
+        if (!v->user_viewable && !admin)
+            continue;
+        const char *value = v->default_value ? v->default_value : "";
+        for (size_t k = 0; k < spec->n_variables; k++)
+            if (strcmp(spec->variables[k]->key, v->name) == 0)
+                value = spec->variables[k]->value;
+        json_t *item = json_pack("{s:s, s:s, s:s, s:b, s:b, s:b, s:s}", "name", v->name,
+                                 "description", v->description ? v->description : "", "type",
+                                 v->type <= 3 ? types[v->type] : "string", "required",
+                                 (int)v->required, "user_editable", (int)v->user_editable,
+                                 "secret", (int)v->secret, "value", v->secret ? "" : value);
+        if (v->n_options) {
+            json_t *opts = json_array();
+            for (size_t k = 0; k < v->n_options; k++)
+                json_array_append_new(opts, json_string(v->options[k]));
+            json_object_set_new(item, "options", opts);
+        }
+        json_array_append_new(items, item);
+    }
+    json_t *body = json_pack("{s:s, s:o}", "startup", t->startup ? t->startup : "", "variables",
+                             items);
+    protobuf_c_message_free_unpacked(&spec->base, NULL);
+    wd_http_reply_json(r, 200, body);
+}
+
+/* PATCH /api/v1/servers/{id}/startup (startup.update) {"variables":{...}}:
+ * non-admins may change only the variables the template marks
+ * user_editable; values are checked against the template's rules and the
+ * node gets the new spec. */
+void wd_servers_startup_update(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    const wd_principal *me = wd_api_principal(r);
+    static const wd_field spec_fields[] = {
+        {.name = "variables", .type = WD_F_OBJECT, .required = true}};
+    json_t *in = wd_http_json_body(r);
+    if (in == NULL)
+        return;
+    json_t *details = NULL;
+    if (wd_input_check(in, spec_fields, 1, &details) != WD_OK) {
+        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
+        json_decref(in);
+        return;
+    }
+    if (strcmp(me->role, "admin") != 0) {
+        PGconn *c = wd_api_db(api, r);
+        if (c == NULL) {
+            json_decref(in);
+            return;
+        }
+        Warden__V1__ServerSpec *spec = NULL;
+        wd_status st = wd_server_spec_build(api, c, id, &spec, NULL, 0);
+        wd_api_db_release(api, c);
+        if (st != WD_OK) {
+            wd_http_reply_status(r, st);
+            json_decref(in);
+            return;
+        }
+        const char *k;
+        json_t *v;
+        const char *locked = NULL;
+        json_object_foreach(json_object_get(in, "variables"), k, v)
+        {
+            bool editable = false;
+            for (size_t i = 0; i < spec->template_->n_variables; i++)
+                if (strcmp(spec->template_->variables[i]->name, k) == 0)
+                    editable = spec->template_->variables[i]->user_editable;
+            if (!editable && locked == NULL)
+                locked = k;
+        }
+        char name[80];
+        snprintf(name, sizeof name, "%s", locked ? locked : "");
+        protobuf_c_message_free_unpacked(&spec->base, NULL);
+        if (locked) {
+            json_decref(in);
+            char msg[160];
+            snprintf(msg, sizeof msg, "%s is not a variable you may change", name);
+            wd_http_reply_error(r, 403, "forbidden", msg, NULL);
+            return;
+        }
+    }
+    do_update(r, api, id, in);
 }

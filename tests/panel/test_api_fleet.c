@@ -410,8 +410,41 @@ static void test_server_lifecycle(void)
     CU_ASSERT_EQUAL(call("POST", act, "{\"command\":\"echo x\"}", NULL), 403);
     snprintf(act, sizeof act, "%s/power", spath);
     CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"stop\"}", NULL), 403);
+    /* Startup variables: needs startup.read / startup.update. */
+    char stpath[192];
+    snprintf(stpath, sizeof stpath, "%s/startup", spath);
+    CU_ASSERT_EQUAL(call("GET", stpath, NULL, NULL), 403);
+    pr = PQexecParams(pc,
+                      "UPDATE subusers SET permissions = '{websocket.connect,control.start,"
+                      "startup.read,startup.update}' WHERE server_id = $1",
+                      1, NULL, sp, NULL, NULL, 0);
+    PQclear(pr);
+    CU_ASSERT_EQUAL(call("GET", stpath, NULL, &j), 200);
+    CU_ASSERT(json_array_size(json_object_get(j, "variables")) >= 2);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("PATCH", stpath, "{\"variables\":{\"GREETING\":\"from-subuser\"}}", &j),
+                    200);
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("PATCH", stpath, "{\"variables\":{\"NOT_A_VAR\":\"x\"}}", NULL), 403);
+    CU_ASSERT_EQUAL(call("PATCH", stpath, "{\"variables\":{\"GREETING\":\"\"}}", NULL) / 100, 2);
+    CU_ASSERT_EQUAL(call("PATCH", stpath, "{\"vars\":{}}", NULL), 400);
     free(admin);
     admin = saved_admin;
+    CU_ASSERT_EQUAL(call("GET", stpath, NULL, &j), 200);
+    {
+        bool seen = false;
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(j, "variables"), i, v)
+        {
+            if (strcmp(json_string_value(json_object_get(v, "name")), "GREETING") == 0)
+                seen = true;
+        }
+        CU_ASSERT(seen);
+    }
+    json_decref(j);
+    CU_ASSERT_EQUAL(call("PATCH", stpath, "{\"variables\":{\"GREETING\":\"hello-api\"}}", NULL),
+                    200);
 
     CU_ASSERT_EQUAL(call("POST", act, "{\"action\":\"stop\"}", NULL), 202);
     CU_ASSERT(wait_server(spath, "offline", true, 20000));
