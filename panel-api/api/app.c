@@ -13,6 +13,7 @@
 #include "log.h"
 #include "migrate.h"
 #include "password.h"
+#include "input.h"
 #include "perms.h"
 #include "token.h"
 #include "util.h"
@@ -192,6 +193,70 @@ void wd_api_audit(wd_api *api, PGconn *c, wd_http_req *r, const char *action,
     if (st != WD_OK)
         wd_error("audit %s: %s", action, wd_err_msg());
     free(meta);
+}
+
+/* ---- lists ----------------------------------------------------------------- */
+
+bool wd_api_page(wd_http_req *r, const char *const *sortable, void *page_out, char limit[16],
+                 char offset[24])
+{
+    wd_page *pg = page_out;
+    if (wd_input_page(wd_http_query(r, "per_page"), wd_http_query(r, "page"),
+                      wd_http_query(r, "sort"), sortable, pg) != WD_OK) {
+        wd_http_reply_status(r, WD_ERR_INVALID);
+        return false;
+    }
+    snprintf(limit, 16, "%d", pg->limit);
+    snprintf(offset, 24, "%lld", (long long)(pg->page - 1) * pg->limit);
+    return true;
+}
+
+bool wd_api_search(wd_http_req *r, char *out, size_t n, const char **pattern)
+{
+    const char *q = wd_http_query(r, "search");
+    *pattern = NULL;
+    if (q == NULL)
+        return true;
+    if (strlen(q) > 100) {
+        wd_http_reply_error(r, 400, "invalid_argument", "search is longer than 100 bytes", NULL);
+        return false;
+    }
+    size_t k = 0;
+    out[k++] = '%';
+    for (const char *c = q; *c && k < n - 3; c++) {
+        if (*c == '%' || *c == '_' || *c == '\\')
+            out[k++] = '\\';
+        out[k++] = *c;
+    }
+    out[k++] = '%';
+    out[k] = '\0';
+    *pattern = out;
+    return true;
+}
+
+void wd_api_list(wd_api *api, wd_http_req *r, const char *sql, int nparams,
+                 const char *const *params, int page, int per_page,
+                 json_t *(*row_fn)(PGresult *res, int row))
+{
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c, sql, nparams, params, &res);
+    wd_api_db_release(api, c);
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    json_t *items = json_array();
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++)
+        json_array_append_new(items, row_fn(res, i));
+    long long total = n ? strtoll(PQgetvalue(res, 0, PQnfields(res) - 1), NULL, 10) : 0;
+    PQclear(res);
+    wd_http_reply_json(r, 200,
+                       json_pack("{s:o, s:{s:i, s:i, s:I}}", "data", items, "pagination", "page",
+                                 page, "per_page", per_page, "total", (json_int_t)total));
 }
 
 /* ---- authentication and authorization ----------------------------------- */

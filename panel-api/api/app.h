@@ -79,6 +79,21 @@ void wd_api_audit(wd_api *api, PGconn *c, wd_http_req *r, const char *action,
                   const char *target_type, const char *target_id, json_t *metadata);
 const wd_principal *wd_api_principal(wd_http_req *r);
 
+/* Lists: parses page/per_page/sort of r against the sortable columns
+ * (replying 400 and returning false on bad values) and gives LIMIT and
+ * OFFSET as text parameters. */
+bool wd_api_page(wd_http_req *r, const char *const *sortable, void *page_out, char limit[16],
+                 char offset[24]);
+/* The "search" query value as an ILIKE pattern ("%text%", with % _ \
+ * taken literally) into out, or NULL when absent. Replies 400 and returns
+ * false when it is longer than 100 bytes. */
+bool wd_api_search(wd_http_req *r, char *out, size_t n, const char **pattern);
+/* Runs sql, whose last column must be count(*) OVER (), turns each row
+ * into JSON with row_fn and replies {"data":[...],"pagination":{...}}. */
+void wd_api_list(wd_api *api, wd_http_req *r, const char *sql, int nparams,
+                 const char *const *params, int page, int per_page,
+                 json_t *(*row_fn)(PGresult *res, int row));
+
 /* Route handlers (app.c: operations). */
 void wd_api_readyz(wd_http_req *r, void *ud);
 void wd_api_metrics(wd_http_req *r, void *ud);

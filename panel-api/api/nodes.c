@@ -150,37 +150,15 @@ void wd_nodes_list(wd_http_req *r, void *ud)
     wd_api *api = ud;
     static const char *const sortable[] = {"name", "created_at", NULL};
     wd_page pg;
-    if (wd_input_page(wd_http_query(r, "per_page"), wd_http_query(r, "page"),
-                      wd_http_query(r, "sort"), sortable, &pg) != WD_OK) {
-        wd_http_reply_status(r, WD_ERR_INVALID);
+    char limit[16], offset[24], sql[1024];
+    if (!wd_api_page(r, sortable, &pg, limit, offset))
         return;
-    }
-    char sql[1024], limit[16], offset[24];
     snprintf(sql, sizeof sql,
              "SELECT " NODE_COLS ", count(*) OVER () FROM nodes ORDER BY %s %s, id "
              "LIMIT $1 OFFSET $2",
              strcmp(pg.sort, "created_at") == 0 ? "created_at" : "name", pg.desc ? "DESC" : "ASC");
-    snprintf(limit, sizeof limit, "%d", pg.limit);
-    snprintf(offset, sizeof offset, "%lld", (long long)(pg.page - 1) * pg.limit);
     const char *params[] = {limit, offset};
-    PGconn *c = wd_api_db(api, r);
-    if (c == NULL)
-        return;
-    PGresult *res = NULL;
-    wd_status st = wd_db_exec(c, sql, 2, params, &res);
-    wd_api_db_release(api, c);
-    if (st != WD_OK) {
-        wd_http_reply_status(r, st);
-        return;
-    }
-    json_t *items = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(items, node_json(res, i));
-    long long total = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 14), NULL, 10) : 0;
-    PQclear(res);
-    wd_http_reply_json(r, 200,
-                       json_pack("{s:o, s:{s:i, s:i, s:I}}", "data", items, "pagination", "page",
-                                 pg.page, "per_page", pg.limit, "total", (json_int_t)total));
+    wd_api_list(api, r, sql, 2, params, pg.page, pg.limit, node_json);
 }
 
 static bool node_id_ok(wd_http_req *r, const char **id)

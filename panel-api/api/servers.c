@@ -226,6 +226,35 @@ static bool resolve_variables(wd_http_req *r, const Warden__V1__Template *t, jso
     return true;
 }
 
+/* Writes resolved variables (inserting or replacing); secret ones are
+ * sealed with the API's secrets key, bound to server and name. */
+static wd_status store_variables(wd_api *api, PGconn *c, const char *server_id,
+                                 const Warden__V1__Template *t, const wd_kv *vars, size_t nvars)
+{
+    wd_status st = WD_OK;
+    for (size_t i = 0; st == WD_OK && i < nvars; i++) {
+        bool secret = false;
+        for (size_t k = 0; k < t->n_variables; k++)
+            if (strcmp(t->variables[k]->name, vars[i].key) == 0)
+                secret = t->variables[k]->secret;
+        char *sealed = NULL;
+        if (secret) {
+            char aad[128];
+            snprintf(aad, sizeof aad, "%s:%s", server_id, vars[i].key);
+            st = wd_secretbox_seal(api->box, vars[i].value, strlen(vars[i].value), aad, &sealed);
+        }
+        const char *vp[] = {server_id, vars[i].key, secret ? NULL : vars[i].value, sealed};
+        if (st == WD_OK)
+            st = wd_db_exec(c,
+                            "INSERT INTO server_variables (server_id, name, value, value_enc) "
+                            "VALUES ($1, $2, $3, $4) ON CONFLICT (server_id, name) DO UPDATE "
+                            "SET value = EXCLUDED.value, value_enc = EXCLUDED.value_enc",
+                            4, vp, NULL);
+        free(sealed);
+    }
+    return st;
+}
+
 void wd_servers_create(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
@@ -349,25 +378,8 @@ void wd_servers_create(wd_http_req *r, void *ud)
         snprintf(server_id, sizeof server_id, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     res = NULL;
-    for (size_t i = 0; st == WD_OK && i < nvars; i++) {
-        bool secret = false;
-        for (size_t k = 0; k < t->n_variables; k++)
-            if (strcmp(t->variables[k]->name, vars[i].key) == 0)
-                secret = t->variables[k]->secret;
-        char *sealed = NULL;
-        if (secret) {
-            char aad[128];
-            snprintf(aad, sizeof aad, "%s:%s", server_id, vars[i].key);
-            st = wd_secretbox_seal(api->box, vars[i].value, strlen(vars[i].value), aad, &sealed);
-        }
-        const char *vp[] = {server_id, vars[i].key, secret ? NULL : vars[i].value, sealed};
-        if (st == WD_OK)
-            st = wd_db_exec(c,
-                            "INSERT INTO server_variables (server_id, name, value, value_enc) "
-                            "VALUES ($1, $2, $3, $4)",
-                            4, vp, NULL);
-        free(sealed);
-    }
+    if (st == WD_OK)
+        st = store_variables(api, c, server_id, t, vars, nvars);
     const char *up[] = {alloc_id, server_id};
     if (st == WD_OK)
         st = wd_db_exec(c, "UPDATE allocations SET server_id = $2 WHERE id = $1", 2, up, NULL);
@@ -414,17 +426,14 @@ void wd_servers_list(wd_http_req *r, void *ud)
     const wd_principal *me = wd_api_principal(r);
     static const char *const sortable[] = {"name", "created_at", "state", NULL};
     wd_page pg;
-    if (wd_input_page(wd_http_query(r, "per_page"), wd_http_query(r, "page"),
-                      wd_http_query(r, "sort"), sortable, &pg) != WD_OK) {
-        wd_http_reply_status(r, WD_ERR_INVALID);
+    char limit[16], offset[24], sql[2048];
+    if (!wd_api_page(r, sortable, &pg, limit, offset))
         return;
-    }
     const char *node = wd_http_query(r, "node_id");
     if (node && !wd_uuid_valid(node)) {
         wd_http_reply_error(r, 400, "invalid_argument", "node_id must be a UUID", NULL);
         return;
     }
-    char sql[2048], limit[16], offset[24];
     snprintf(sql, sizeof sql,
              "SELECT " SERVER_COLS ", count(*) OVER ()" SERVER_FROM
              " WHERE ($1::boolean OR s.owner_id = $2 OR EXISTS (SELECT 1 FROM subusers u "
@@ -434,28 +443,9 @@ void wd_servers_list(wd_http_req *r, void *ud)
              : strcmp(pg.sort, "state") == 0    ? "state"
                                                 : "name",
              pg.desc ? "DESC" : "ASC");
-    snprintf(limit, sizeof limit, "%d", pg.limit);
-    snprintf(offset, sizeof offset, "%lld", (long long)(pg.page - 1) * pg.limit);
     const char *params[] = {strcmp(me->role, "admin") == 0 ? "true" : "false", me->user_id, node,
                             limit, offset};
-    PGconn *c = wd_api_db(api, r);
-    if (c == NULL)
-        return;
-    PGresult *res = NULL;
-    wd_status st = wd_db_exec(c, sql, 5, params, &res);
-    wd_api_db_release(api, c);
-    if (st != WD_OK) {
-        wd_http_reply_status(r, st);
-        return;
-    }
-    json_t *items = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(items, server_json(res, i));
-    long long total = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 17), NULL, 10) : 0;
-    PQclear(res);
-    wd_http_reply_json(r, 200,
-                       json_pack("{s:o, s:{s:i, s:i, s:I}}", "data", items, "pagination", "page",
-                                 pg.page, "per_page", pg.limit, "total", (json_int_t)total));
+    wd_api_list(api, r, sql, 5, params, pg.page, pg.limit, server_json);
 }
 
 void wd_servers_get(wd_http_req *r, void *ud)
@@ -828,26 +818,8 @@ static void do_update(wd_http_req *r, wd_api *api, const char *id, json_t *in)
                         "suspended = coalesce($9::boolean, suspended), revision = revision + 1 "
                         "WHERE id = $1",
                         9, up, NULL);
-    for (size_t i = 0; st == WD_OK && given && i < nvars; i++) {
-        bool secret = false;
-        for (size_t k = 0; k < t->n_variables; k++)
-            if (strcmp(t->variables[k]->name, vars[i].key) == 0)
-                secret = t->variables[k]->secret;
-        char *sealed = NULL;
-        if (secret) {
-            char aad[128];
-            snprintf(aad, sizeof aad, "%s:%s", id, vars[i].key);
-            st = wd_secretbox_seal(api->box, vars[i].value, strlen(vars[i].value), aad, &sealed);
-        }
-        const char *vp[] = {id, vars[i].key, secret ? NULL : vars[i].value, sealed};
-        if (st == WD_OK)
-            st = wd_db_exec(c,
-                            "INSERT INTO server_variables (server_id, name, value, value_enc) "
-                            "VALUES ($1, $2, $3, $4) ON CONFLICT (server_id, name) DO UPDATE "
-                            "SET value = EXCLUDED.value, value_enc = EXCLUDED.value_enc",
-                            4, vp, NULL);
-        free(sealed);
-    }
+    if (st == WD_OK && given)
+        st = store_variables(api, c, id, t, vars, nvars);
     if (st == WD_OK)
         st = wd_server_spec_build(api, c, id, &spec, node, sizeof node);
     if (st == WD_OK)

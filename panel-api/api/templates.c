@@ -58,63 +58,33 @@ static json_t *row_json(PGresult *res, int i, bool with_body)
     "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "                 \
     "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 
+static json_t *summary_json(PGresult *res, int i)
+{
+    return row_json(res, i, false);
+}
+
 void wd_templates_list(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     static const char *const sortable[] = {"name", "slug", "created_at", NULL};
     wd_page pg;
-    if (wd_input_page(wd_http_query(r, "per_page"), wd_http_query(r, "page"),
-                      wd_http_query(r, "sort"), sortable, &pg) != WD_OK) {
-        wd_http_reply_status(r, WD_ERR_INVALID);
+    char limit[16], offset[24];
+    if (!wd_api_page(r, sortable, &pg, limit, offset))
         return;
-    }
-    const char *q = wd_http_query(r, "search");
-    if (q && strlen(q) > 100) {
-        wd_http_reply_error(r, 400, "invalid_argument", "search is longer than 100 bytes", NULL);
+    char buf[256];
+    const char *pattern = NULL;
+    if (!wd_api_search(r, buf, sizeof buf, &pattern))
         return;
-    }
     /* The sort column comes from the fixed list above, never from input. */
-    char sql[512], limit[16], offset[24], pattern[128];
+    char sql[512];
     snprintf(sql, sizeof sql,
              "SELECT " COLS ", count(*) OVER () FROM templates "
              "WHERE ($1::text IS NULL OR name ILIKE $1 OR slug ILIKE $1) "
              "ORDER BY %s %s, id LIMIT $2 OFFSET $3",
              strcmp(pg.sort, "slug") == 0 ? "slug" : strcmp(pg.sort, "created_at") == 0 ? "created_at" : "name",
              pg.desc ? "DESC" : "ASC");
-    snprintf(limit, sizeof limit, "%d", pg.limit);
-    snprintf(offset, sizeof offset, "%lld", (long long)(pg.page - 1) * pg.limit);
-    if (q) {
-        /* ILIKE metacharacters in the search are taken literally. */
-        size_t k = 0;
-        pattern[k++] = '%';
-        for (const char *c = q; *c && k < sizeof pattern - 3; c++) {
-            if (*c == '%' || *c == '_' || *c == '\\')
-                pattern[k++] = '\\';
-            pattern[k++] = *c;
-        }
-        pattern[k++] = '%';
-        pattern[k] = '\0';
-    }
-    const char *params[] = {q ? pattern : NULL, limit, offset};
-    PGconn *c = wd_api_db(api, r);
-    if (c == NULL)
-        return;
-    PGresult *res = NULL;
-    wd_status st = wd_db_exec(c, sql, 3, params, &res);
-    wd_api_db_release(api, c);
-    if (st != WD_OK) {
-        wd_http_reply_status(r, st);
-        return;
-    }
-    json_t *items = json_array();
-    int n = PQntuples(res);
-    for (int i = 0; i < n; i++)
-        json_array_append_new(items, row_json(res, i, false));
-    long long total = n ? strtoll(PQgetvalue(res, 0, 7), NULL, 10) : 0;
-    PQclear(res);
-    wd_http_reply_json(r, 200,
-                       json_pack("{s:o, s:{s:i, s:i, s:I}}", "data", items, "pagination", "page",
-                                 pg.page, "per_page", pg.limit, "total", (json_int_t)total));
+    const char *params[] = {pattern, limit, offset};
+    wd_api_list(api, r, sql, 3, params, pg.page, pg.limit, summary_json);
 }
 
 void wd_templates_get(wd_http_req *r, void *ud)

@@ -54,58 +54,20 @@ void wd_users_list(wd_http_req *r, void *ud)
     wd_api *api = ud;
     static const char *const sortable[] = {"name", "created_at", NULL};
     wd_page pg;
-    if (wd_input_page(wd_http_query(r, "per_page"), wd_http_query(r, "page"),
-                      wd_http_query(r, "sort"), sortable, &pg) != WD_OK) {
-        wd_http_reply_status(r, WD_ERR_INVALID);
+    char limit[16], offset[24], buf[256], sql[1024];
+    const char *pattern = NULL;
+    if (!wd_api_page(r, sortable, &pg, limit, offset) ||
+        !wd_api_search(r, buf, sizeof buf, &pattern))
         return;
-    }
-    const char *q = wd_http_query(r, "search");
-    if (q && strlen(q) > 100) {
-        wd_http_reply_error(r, 400, "invalid_argument", "search is longer than 100 bytes", NULL);
-        return;
-    }
-    char pattern[256];
-    if (q) {
-        /* ILIKE metacharacters in the search are taken literally. */
-        size_t k = 0;
-        pattern[k++] = '%';
-        for (const char *c = q; *c && k < sizeof pattern - 3; c++) {
-            if (*c == '%' || *c == '_' || *c == '\\')
-                pattern[k++] = '\\';
-            pattern[k++] = *c;
-        }
-        pattern[k++] = '%';
-        pattern[k] = '\0';
-    }
     /* The sort column comes from the fixed list above, never from input. */
-    char sql[1024], limit[16], offset[24];
     snprintf(sql, sizeof sql,
              "SELECT " USER_COLS ", count(*) OVER () FROM users "
              "WHERE ($1::text IS NULL OR username ILIKE $1 OR email ILIKE $1) "
              "ORDER BY %s %s, id LIMIT $2 OFFSET $3",
              strcmp(pg.sort, "created_at") == 0 ? "created_at" : "username",
              pg.desc ? "DESC" : "ASC");
-    snprintf(limit, sizeof limit, "%d", pg.limit);
-    snprintf(offset, sizeof offset, "%lld", (long long)(pg.page - 1) * pg.limit);
-    const char *params[] = {q ? pattern : NULL, limit, offset};
-    PGconn *c = wd_api_db(api, r);
-    if (c == NULL)
-        return;
-    PGresult *res = NULL;
-    wd_status st = wd_db_exec(c, sql, 3, params, &res);
-    wd_api_db_release(api, c);
-    if (st != WD_OK) {
-        wd_http_reply_status(r, st);
-        return;
-    }
-    json_t *items = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(items, user_json(res, i));
-    long long total = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 9), NULL, 10) : 0;
-    PQclear(res);
-    wd_http_reply_json(r, 200,
-                       json_pack("{s:o, s:{s:i, s:i, s:I}}", "data", items, "pagination", "page",
-                                 pg.page, "per_page", pg.limit, "total", (json_int_t)total));
+    const char *params[] = {pattern, limit, offset};
+    wd_api_list(api, r, sql, 3, params, pg.page, pg.limit, user_json);
 }
 
 static wd_status fetch(PGconn *c, const char *id, PGresult **res)
