@@ -1,4 +1,3 @@
-if(TARGET warden::api AND TARGET warden_test_harness_pg)
-  wd_add_test(test_api_account SOURCES test_api_account.c LIBS warden::api warden_test_harness_pg
-              LABEL integration TIMEOUT 120)
-endif()
+# TOTP 2FA and password change (test_api_account.c).
+wd_add_test(test_api_account SOURCES test_api_account.c LIBS warden_api_fixture
+            LABEL integration TIMEOUT 120)

@@ -9,37 +9,19 @@
 #include <string.h>
 #include <strings.h>
 
-#include "app.h"
-#include "harness.h"
-#include "pg.h"
+#include "api_fixture.h"
 #include <libpq-fe.h>
 
 const wd_route *wd_api_routes(size_t *n);
 
-static wd_h_pg pg;
-static wd_api *api;
-static int port;
+static wd_api_fx fx;
+#define api (fx.api)
+#define port (fx.port)
 
 static int suite_init(void)
 {
-    if (!wd_h_pg_start(&pg))
+    if (!wd_api_fx_start(&fx, "api", false))
         return 1;
-    static wd_api_cfg cfg;
-    cfg.database_url = pg.conninfo;
-    cfg.data_dir = (char *)wd_h_tmpdir("api");
-    cfg.issuer = (char *)"warden-test";
-    cfg.access_ttl_s = 900;
-    cfg.refresh_ttl_s = 3600;
-    cfg.bcrypt_cost = 4;
-    cfg.workers = 4;
-    cfg.db_pool = 4;
-    cfg.api_rate = 1000;
-    cfg.api_burst = 1000;
-    if (wd_api_create(&api, &cfg) != WD_OK || wd_api_start(api) != WD_OK) {
-        fprintf(stderr, "api: %s\n", wd_err_msg());
-        return 1;
-    }
-    port = wd_api_port(api);
     return wd_api_create_user(api, "Alice", "alice@example.com", "admin", "correct horse 1",
                               NULL, 0, NULL) == WD_OK
                ? 0
@@ -48,8 +30,7 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
-    wd_api_destroy(&api);
-    wd_h_pg_stop(&pg);
+    wd_api_fx_stop(&fx);
     return 0;
 }
 
@@ -57,20 +38,13 @@ static int suite_clean(void)
 static int call(const char *method, const char *path, const char *token, const char *body,
                 json_t **out, char **headers)
 {
-    char hdr[4200] = "";
-    if (token)
-        snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
-    char *text = NULL;
-    int st = wd_h_http(port, method, path, hdr, body, headers, &text);
-    if (out)
-        *out = text && *text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    return st;
+    return wd_api_fx_call(&fx, method, path, token, body, out, headers);
 }
 
 static const char *err_code(json_t *j)
 {
-    return json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+    const char *c = wd_api_fx_err_code(j);
+    return *c ? c : NULL;
 }
 
 static char *field(json_t *j, const char *name)
@@ -240,7 +214,7 @@ static void test_route_walk(void)
  * subuser holding no permission of a server that exists). */
 static void test_route_walk_forbidden(void)
 {
-    PGconn *c = PQconnectdb(pg.conninfo);
+    PGconn *c = PQconnectdb(fx.pg.conninfo);
     PGresult *res = PQexec(
         c, "WITH n AS (INSERT INTO nodes (name, fqdn, memory_mb, disk_mb) "
            "VALUES ('walk', 'walk', 1, 1) RETURNING id), "
@@ -449,7 +423,7 @@ static void test_templates(void)
     CU_ASSERT_EQUAL(call("DELETE", url, admin, NULL, NULL, NULL), 204);
     CU_ASSERT_EQUAL(call("GET", url, user, NULL, NULL, NULL), 404);
     /* Every write left an audit row. */
-    PGconn *c = PQconnectdb(pg.conninfo);
+    PGconn *c = PQconnectdb(fx.pg.conninfo);
     PGresult *res = PQexec(c, "SELECT count(*) FROM audit_log WHERE action LIKE 'template.%'");
     CU_ASSERT_STRING_EQUAL(PQgetvalue(res, 0, 0), "4");
     PQclear(res);

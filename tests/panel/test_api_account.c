@@ -11,35 +11,16 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "harness.h"
-#include "pg.h"
+#include "api_fixture.h"
 #include <libpq-fe.h>
 
-static wd_h_pg pg;
-static wd_api *api;
-static int port;
+static wd_api_fx fx;
+#define api (fx.api)
 
 static int suite_init(void)
 {
-    if (oath_init() != OATH_OK || !wd_h_pg_start(&pg))
+    if (oath_init() != OATH_OK || !wd_api_fx_start(&fx, "api-account", false))
         return 1;
-    static wd_api_cfg cfg;
-    cfg.database_url = pg.conninfo;
-    cfg.data_dir = (char *)wd_h_tmpdir("api-account");
-    cfg.issuer = (char *)"warden-test";
-    cfg.access_ttl_s = 900;
-    cfg.refresh_ttl_s = 3600;
-    cfg.bcrypt_cost = 4;
-    cfg.workers = 4;
-    cfg.db_pool = 4;
-    cfg.api_rate = 1000;
-    cfg.api_burst = 1000;
-    if (wd_api_create(&api, &cfg) != WD_OK || wd_api_start(api) != WD_OK) {
-        fprintf(stderr, "api: %s\n", wd_err_msg());
-        return 1;
-    }
-    port = wd_api_port(api);
     return wd_api_create_user(api, "carol", "carol@example.com", "user", "carol password 1", NULL,
                               0, NULL) == WD_OK &&
                    wd_api_create_user(api, "dave", "dave@example.com", "user", "dave password 1",
@@ -50,8 +31,7 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
-    wd_api_destroy(&api);
-    wd_h_pg_stop(&pg);
+    wd_api_fx_stop(&fx);
     oath_done();
     return 0;
 }
@@ -60,21 +40,12 @@ static int suite_clean(void)
 static int call(const char *method, const char *path, const char *token, const char *body,
                 json_t **out)
 {
-    char hdr[4200] = "";
-    if (token)
-        snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
-    char *text = NULL;
-    int st = wd_h_http(port, method, path, hdr, body, NULL, &text);
-    if (out)
-        *out = text && *text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    return st;
+    return wd_api_fx_call(&fx, method, path, token, body, out, NULL);
 }
 
 static const char *err_code(json_t *j)
 {
-    const char *s = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
-    return s ? s : "";
+    return wd_api_fx_err_code(j);
 }
 
 static char *field(json_t *j, const char *name)
@@ -127,7 +98,7 @@ static long long safe_step(void)
 
 static char *sql1(const char *query, const char *param)
 {
-    PGconn *c = PQconnectdb(pg.conninfo);
+    PGconn *c = PQconnectdb(fx.pg.conninfo);
     const char *params[] = {param};
     PGresult *res = PQexecParams(c, query, param ? 1 : 0, NULL, params, NULL, NULL, 0);
     char *v =

@@ -10,14 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
-#include "harness.h"
-#include "pg.h"
+#include "api_fixture.h"
 #include <libpq-fe.h>
 
-static wd_h_pg pg;
-static wd_api *api;
-static int port;
+static wd_api_fx fx;
+#define api (fx.api)
 static char alice_id[40], bob_id[40], carol_id[40], dave_id[40], erin_id[40], server_id[40];
 static char *alice, *bob, *carol, *dave, *erin; /* access tokens */
 
@@ -26,15 +23,7 @@ static char *alice, *bob, *carol, *dave, *erin; /* access tokens */
 static int call(const char *method, const char *path, const char *token, const char *body,
                 json_t **out)
 {
-    char hdr[4200] = "";
-    if (token)
-        snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
-    char *text = NULL;
-    int st = wd_h_http(port, method, path, hdr, body, NULL, &text);
-    if (out)
-        *out = text && *text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    return st;
+    return wd_api_fx_call(&fx, method, path, token, body, out, NULL);
 }
 
 static int call_nobody(const char *method, const char *path, const char *token, const char *body)
@@ -50,7 +39,7 @@ static const char *str(json_t *j, const char *name)
 /* First value of a query against the test database, copied into out. */
 static bool sql1(const char *query, const char *param, char *out, size_t n)
 {
-    PGconn *c = PQconnectdb(pg.conninfo);
+    PGconn *c = PQconnectdb(fx.pg.conninfo);
     const char *params[] = {param};
     PGresult *res = PQexecParams(c, query, param ? 1 : 0, NULL, params, NULL, NULL, 0);
     bool ok = (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0) ||
@@ -80,24 +69,8 @@ static char *login(const char *user, const char *password)
 
 static int suite_init(void)
 {
-    if (!wd_h_pg_start(&pg))
+    if (!wd_api_fx_start(&fx, "api-admin", false))
         return 1;
-    static wd_api_cfg cfg;
-    cfg.database_url = pg.conninfo;
-    cfg.data_dir = (char *)wd_h_tmpdir("api-admin");
-    cfg.issuer = (char *)"warden-test";
-    cfg.access_ttl_s = 900;
-    cfg.refresh_ttl_s = 3600;
-    cfg.bcrypt_cost = 4;
-    cfg.workers = 4;
-    cfg.db_pool = 4;
-    cfg.api_rate = 1000;
-    cfg.api_burst = 1000;
-    if (wd_api_create(&api, &cfg) != WD_OK || wd_api_start(api) != WD_OK) {
-        fprintf(stderr, "api: %s\n", wd_err_msg());
-        return 1;
-    }
-    port = wd_api_port(api);
     struct {
         const char *name, *role;
         char *id;
@@ -142,8 +115,7 @@ static int suite_clean(void)
     free(carol);
     free(dave);
     free(erin);
-    wd_api_destroy(&api);
-    wd_h_pg_stop(&pg);
+    wd_api_fx_stop(&fx);
     return 0;
 }
 

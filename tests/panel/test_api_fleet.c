@@ -10,53 +10,30 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "harness.h"
-#include "pg.h"
+#include "api_fixture.h"
 #include "util.h"
 #include <libpq-fe.h>
 #include "bus.h"
 #include "warden/v1/console.pb-c.h"
 
-static wd_h_pg pg;
-static wd_h_nats nats;
-static wd_api *api;
-static int port;
+static wd_api_fx fx;
+#define api (fx.api)
+#define port (fx.port)
+#define pg (fx.pg)
+#define nats (fx.nats)
 static char *admin;
 
 static int call(const char *method, const char *path, const char *body, json_t **out)
 {
-    char hdr[4200];
-    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", admin ? admin : "");
-    char *text = NULL;
-    int st = wd_h_http(port, method, path, admin ? hdr : NULL, body, NULL, &text);
-    if (out)
-        *out = text && *text ? json_loads(text, 0, NULL) : NULL;
-    free(text);
-    return st;
+    return wd_api_fx_call(&fx, method, path, admin, body, out, NULL);
 }
 
 static int suite_init(void)
 {
-    if (!wd_h_pg_start(&pg) || !wd_h_nats_start(&nats))
-        return 1;
-    static wd_api_cfg cfg;
-    cfg.database_url = pg.conninfo;
-    cfg.nats_url = nats.url;
-    cfg.data_dir = (char *)wd_h_tmpdir("api");
-    cfg.issuer = (char *)"warden";
-    cfg.access_ttl_s = 900;
-    cfg.refresh_ttl_s = 3600;
-    cfg.bcrypt_cost = 4;
-    cfg.api_rate = 1000;
-    cfg.api_burst = 1000;
-    if (wd_api_create(&api, &cfg) != WD_OK || wd_api_start(api) != WD_OK ||
+    if (!wd_api_fx_start(&fx, "api-fleet", true) ||
         wd_api_create_user(api, "root", "root@example.com", "admin", "root password 1", NULL, 0,
-                           NULL) != WD_OK) {
-        fprintf(stderr, "api: %s\n", wd_err_msg());
+                           NULL) != WD_OK)
         return 1;
-    }
-    port = wd_api_port(api);
     json_t *j = NULL;
     if (call("POST", "/api/v1/auth/login", "{\"username\":\"root\",\"password\":\"root password 1\"}",
              &j) != 200)
@@ -68,9 +45,7 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
-    wd_api_destroy(&api);
-    wd_h_nats_stop(&nats);
-    wd_h_pg_stop(&pg);
+    wd_api_fx_stop(&fx);
     free(admin);
     return 0;
 }
