@@ -43,6 +43,22 @@ static json_t *server_json(PGresult *res, int i)
         *PQgetvalue(res, i, 15) == 't', "created_at", PQgetvalue(res, i, 16));
 }
 
+/* Replies with the server's row (status 200 or 201), or 404. */
+static void reply_server(wd_http_req *r, PGconn *c, const char *id, int status)
+{
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c, "SELECT " SERVER_COLS SERVER_FROM " WHERE s.id = $1", 1, params,
+                              &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "server %s not found", id);
+    if (st == WD_OK)
+        wd_http_reply_json(r, status, server_json(res, 0));
+    else
+        wd_http_reply_status(r, st);
+    PQclear(res);
+}
+
 /* ---- the spec an agent holds -------------------------------------------- */
 
 /* Builds the ServerSpec of server_id from the database (template, variables
@@ -401,14 +417,7 @@ void wd_servers_create(wd_http_req *r, void *ud)
         if (!replied)
             wd_http_reply_status(r, st);
     } else {
-        const char *gp[] = {server_id};
-        if (wd_db_exec(c, "SELECT " SERVER_COLS SERVER_FROM " WHERE s.id = $1", 1, gp, &res) ==
-                WD_OK &&
-            PQntuples(res) == 1)
-            wd_http_reply_json(r, 201, server_json(res, 0));
-        else
-            wd_http_reply_json(r, 201, json_pack("{s:s}", "id", server_id));
-        PQclear(res);
+        reply_server(r, c, server_id, 201);
     }
     wd_api_db_release(api, c);
     if (spec)
@@ -451,22 +460,11 @@ void wd_servers_list(wd_http_req *r, void *ud)
 void wd_servers_get(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
-    const char *id = wd_http_param(r, "id");
     PGconn *c = wd_api_db(api, r);
     if (c == NULL)
         return;
-    const char *params[] = {id};
-    PGresult *res = NULL;
-    wd_status st = wd_db_exec(c, "SELECT " SERVER_COLS SERVER_FROM " WHERE s.id = $1", 1, params,
-                              &res);
+    reply_server(r, c, wd_http_param(r, "id"), 200);
     wd_api_db_release(api, c);
-    if (st == WD_OK && PQntuples(res) == 0)
-        st = WD_ERR(WD_ERR_NOT_FOUND, "server %s not found", id);
-    if (st == WD_OK)
-        wd_http_reply_json(r, 200, server_json(res, 0));
-    else
-        wd_http_reply_status(r, st);
-    PQclear(res);
 }
 
 /* ---- commands to the agent --------------------------------------------------- */
@@ -847,14 +845,7 @@ static void do_update(wd_http_req *r, wd_api *api, const char *id, json_t *in)
                                BUS_TIMEOUT_MS, NULL, &rep) == WD_OK)
                 protobuf_c_message_free_unpacked(rep, NULL);
         }
-        const char *gp[] = {id};
-        if (wd_db_exec(c, "SELECT " SERVER_COLS SERVER_FROM " WHERE s.id = $1", 1, gp, &res) ==
-                WD_OK &&
-            PQntuples(res) == 1)
-            wd_http_reply_json(r, 200, server_json(res, 0));
-        else
-            wd_http_reply_json(r, 200, json_pack("{s:s}", "id", id));
-        PQclear(res);
+        reply_server(r, c, id, 200);
     }
     wd_api_db_release(api, c);
     if (spec)
