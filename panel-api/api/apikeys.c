@@ -142,13 +142,11 @@ void wd_apikeys_list(wd_http_req *r, void *ud)
     const wd_principal *me = wd_api_principal(r);
     static const char *const sortable[] = {"created_at", "name", "last_used_at", NULL};
     wd_page pg;
-    if (wd_input_page(wd_http_query(r, "per_page"), wd_http_query(r, "page"),
-                      wd_http_query(r, "sort"), sortable, &pg) != WD_OK) {
-        wd_http_reply_status(r, WD_ERR_INVALID);
+    char limit[16], offset[24];
+    if (!wd_api_page(r, sortable, &pg, limit, offset))
         return;
-    }
     /* The sort column comes from the fixed list above, never from input. */
-    char sql[1024], limit[16], offset[24];
+    char sql[1024];
     snprintf(sql, sizeof sql,
              "SELECT " KEY_COLS ", count(*) OVER () FROM api_keys "
              "WHERE user_id = $1 AND revoked_at IS NULL ORDER BY %s %s NULLS LAST, id "
@@ -157,27 +155,8 @@ void wd_apikeys_list(wd_http_req *r, void *ud)
              : strcmp(pg.sort, "last_used_at") == 0 ? "last_used_at"
                                                     : "created_at",
              pg.desc ? "DESC" : "ASC");
-    snprintf(limit, sizeof limit, "%d", pg.limit);
-    snprintf(offset, sizeof offset, "%lld", (long long)(pg.page - 1) * pg.limit);
     const char *params[] = {me->user_id, limit, offset};
-    PGconn *c = wd_api_db(api, r);
-    if (c == NULL)
-        return;
-    PGresult *res = NULL;
-    wd_status st = wd_db_exec(c, sql, 3, params, &res);
-    wd_api_db_release(api, c);
-    if (st != WD_OK) {
-        wd_http_reply_status(r, st);
-        return;
-    }
-    json_t *items = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(items, key_json(res, i));
-    long long total = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 7), NULL, 10) : 0;
-    PQclear(res);
-    wd_http_reply_json(r, 200,
-                       json_pack("{s:o, s:{s:i, s:i, s:I}}", "data", items, "pagination", "page",
-                                 pg.page, "per_page", pg.limit, "total", (json_int_t)total));
+    wd_api_list(api, r, sql, 3, params, pg.page, pg.limit, key_json);
 }
 
 void wd_apikeys_delete(wd_http_req *r, void *ud)

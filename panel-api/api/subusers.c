@@ -32,39 +32,18 @@ void wd_subusers_list(wd_http_req *r, void *ud)
     wd_api *api = ud;
     static const char *const sortable[] = {"username", "created_at", NULL};
     wd_page pg;
-    if (wd_input_page(wd_http_query(r, "per_page"), wd_http_query(r, "page"),
-                      wd_http_query(r, "sort"), sortable, &pg) != WD_OK) {
-        wd_http_reply_status(r, WD_ERR_INVALID);
+    char limit[16], offset[24];
+    if (!wd_api_page(r, sortable, &pg, limit, offset))
         return;
-    }
-    char sql[1024], limit[16], offset[24];
+    char sql[1024];
     snprintf(sql, sizeof sql,
              "SELECT " SUB_COLS ", count(*) OVER () FROM subusers s "
              "JOIN users u ON u.id = s.user_id WHERE s.server_id = $1 "
              "ORDER BY %s %s, s.user_id LIMIT $2 OFFSET $3",
              strcmp(pg.sort, "created_at") == 0 ? "s.created_at" : "u.username",
              pg.desc ? "DESC" : "ASC");
-    snprintf(limit, sizeof limit, "%d", pg.limit);
-    snprintf(offset, sizeof offset, "%lld", (long long)(pg.page - 1) * pg.limit);
     const char *params[] = {wd_http_param(r, "id"), limit, offset};
-    PGconn *c = wd_api_db(api, r);
-    if (c == NULL)
-        return;
-    PGresult *res = NULL;
-    wd_status st = wd_db_exec(c, sql, 3, params, &res);
-    wd_api_db_release(api, c);
-    if (st != WD_OK) {
-        wd_http_reply_status(r, st);
-        return;
-    }
-    json_t *items = json_array();
-    for (int i = 0; i < PQntuples(res); i++)
-        json_array_append_new(items, sub_json(res, i));
-    long long total = PQntuples(res) ? strtoll(PQgetvalue(res, 0, 5), NULL, 10) : 0;
-    PQclear(res);
-    wd_http_reply_json(r, 200,
-                       json_pack("{s:o, s:{s:i, s:i, s:I}}", "data", items, "pagination", "page",
-                                 pg.page, "per_page", pg.limit, "total", (json_int_t)total));
+    wd_api_list(api, r, sql, 3, params, pg.page, pg.limit, sub_json);
 }
 
 /* Every grant is a known permission, and one the caller holds on the
