@@ -26,13 +26,7 @@
 
 static void reply_error(wd_agent *ag, natsMsg *m, wd_status st, const char *msg)
 {
-    /* Every reply type has its Status in field 1, so an Ack encodes an error
-     * reply for any request (see docs/bus.md). */
-    Warden__V1__Status s;
-    Warden__V1__Ack ack = WARDEN__V1__ACK__INIT;
-    wd_status_fill(&s, st, msg);
-    ack.status = &s;
-    wd_bus_respond(ag->bus, m, &ack.base);
+    wd_bus_respond_status(ag->bus, m, st, msg);
 }
 
 wd_actor *wd_agent_find(wd_agent *ag, const char *id)

@@ -50,7 +50,6 @@ enum {
     T_STATS,
     T_SHIM_IO,     /* shim socket readable */
     T_RETRY_STATE, /* retry publishing state events NATS did not take */
-    T_PARTIAL,     /* unused: the shim flushes partial lines itself */
 };
 
 typedef enum { INTENT_NONE, INTENT_STOP, INTENT_RESTART, INTENT_KILL, INTENT_DELETE } intent_t;
@@ -156,11 +155,7 @@ static void cancel_timer(server *s, uint64_t *t)
 
 static void reply_ack(server *s, natsMsg *m, wd_status st, const char *msg)
 {
-    Warden__V1__Status status;
-    Warden__V1__Ack ack = WARDEN__V1__ACK__INIT;
-    wd_status_fill(&status, st, msg);
-    ack.status = &status;
-    wd_bus_respond(s->ag->bus, m, &ack.base);
+    wd_bus_respond_status(s->ag->bus, m, st, msg);
 }
 
 /* ---- persistence ------------------------------------------------------- */

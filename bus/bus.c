@@ -345,6 +345,15 @@ wd_status wd_bus_respond(wd_bus *b, natsMsg *req, const ProtobufCMessage *msg)
     return wd_bus_status(s, "reply");
 }
 
+wd_status wd_bus_respond_status(wd_bus *b, natsMsg *req, wd_status st, const char *message)
+{
+    Warden__V1__Status s;
+    Warden__V1__Ack ack = WARDEN__V1__ACK__INIT;
+    wd_status_fill(&s, st, message);
+    ack.status = &s;
+    return wd_bus_respond(b, req, &ack.base);
+}
+
 ProtobufCMessage *wd_bus_decode(const ProtobufCMessageDescriptor *desc, natsMsg *m)
 {
     ProtobufCMessage *msg = protobuf_c_message_unpack(

@@ -83,6 +83,11 @@ wd_status wd_bus_request(wd_bus *b, const char *subject, const ProtobufCMessage 
  * reply subject. */
 wd_status wd_bus_respond(wd_bus *b, natsMsg *req, const ProtobufCMessage *msg);
 
+/* Replies to req with an Ack carrying st and message. Every reply type has
+ * its Status in field 1, so this answers any request with just a status
+ * (an error, or an OK with nothing else to say); see docs/bus.md. */
+wd_status wd_bus_respond_status(wd_bus *b, natsMsg *req, wd_status st, const char *message);
+
 /* Decodes a message body; NULL (WD_ERR_PROTO recorded) on garbage. */
 ProtobufCMessage *wd_bus_decode(const ProtobufCMessageDescriptor *desc, natsMsg *m);
 /* A header value of m, or NULL. Valid while m lives. */

@@ -42,14 +42,7 @@ static void echo_cb(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
     wd_bus *b = ud;
     Warden__V1__ConsoleInput *in =
         (Warden__V1__ConsoleInput *)wd_bus_decode(&warden__v1__console_input__descriptor, m);
-    Warden__V1__Status status;
-    Warden__V1__Ack ack = WARDEN__V1__ACK__INIT;
-    if (in == NULL)
-        wd_status_fill(&status, WD_ERR_PROTO, "garbage");
-    else
-        wd_status_fill(&status, WD_OK, in->line);
-    ack.status = &status;
-    wd_bus_respond(b, m, &ack.base);
+    wd_bus_respond_status(b, m, in ? WD_OK : WD_ERR_PROTO, in ? in->line : "garbage");
     if (in)
         protobuf_c_message_free_unpacked(&in->base, NULL);
     natsMsg_Destroy(m);
