@@ -87,8 +87,8 @@ int main(int argc, char **argv)
     char **rest = NULL;
     wd_log_set_component("api");
     wd_status st = wd_config_parse(opts, nopts, "warden-api",
-                                   "Warden's REST API (subcommand: admin create).", argc, argv,
-                                   &nrest, &rest);
+                                   "Warden's REST API (subcommands: admin create, node create).",
+                                   argc, argv, &nrest, &rest);
     if (st == WD_ERR_CLOSED)
         return 0;
     if (st != WD_OK) {

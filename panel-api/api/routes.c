@@ -58,7 +58,9 @@ static const wd_route routes[] = {
     {"PATCH", "/api/v1/servers/{id}", "admin", wd_servers_update},
     {"DELETE", "/api/v1/servers/{id}", "admin", wd_servers_delete},
     {"POST", "/api/v1/servers/{id}/install", "settings.reinstall", wd_servers_install},
-    {"POST", "/api/v1/servers/{id}/power", "server", wd_servers_power},
+    /* power checks the permission of its action (control.start, ...) itself:
+     * one access query instead of a visibility check and then another. */
+    {"POST", "/api/v1/servers/{id}/power", "user", wd_servers_power},
     {"POST", "/api/v1/servers/{id}/command", "control.console", wd_servers_command},
     {"GET", "/api/v1/servers/{id}/resources", "server", wd_servers_resources},
     {"GET", "/api/v1/servers/{id}/startup", "startup.read", wd_servers_startup_get},
