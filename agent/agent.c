@@ -17,9 +17,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "cgroup.h"
 #include "js.h"
 #include "log.h"
+#include "nkeys.h"
 #include "sandbox.h"
 #include "subject.h"
 #include "warden/v1/node.pb-c.h"
@@ -261,6 +264,16 @@ wd_status wd_agent_create(wd_agent **out, const wd_agent_cfg *cfg)
     gethostname(ag->hostname, sizeof ag->hostname - 1);
     snprintf(ag->node_name, sizeof ag->node_name, "%s",
              cfg->node_name && *cfg->node_name ? cfg->node_name : ag->hostname);
+    /* The name the panel gave at join, unless one is set here. */
+    char name_path[PATH_MAX + 16], *saved = NULL;
+    snprintf(name_path, sizeof name_path, "%s/node-name", cfg->data_dir);
+    if (!(cfg->node_name && *cfg->node_name) &&
+        wd_read_file(name_path, 256, &saved, NULL) == WD_OK) {
+        saved[strcspn(saved, "\r\n")] = '\0';
+        if (*saved)
+            snprintf(ag->node_name, sizeof ag->node_name, "%s", saved);
+    }
+    free(saved);
     char abs[PATH_MAX];
     if ((st = wd_mkdir_p(cfg->data_dir, 0755)) != WD_OK)
         goto fail;
@@ -308,9 +321,66 @@ fail:
     return st;
 }
 
-/* Trades the join token for this node's identity, retrying while NATS or
- * the panel is not there yet (up to a minute). */
-static wd_status join(wd_agent *ag)
+/* A join token is "SECRET" on an open bus, or "SECRET.SEED.JWT" when the
+ * bus has credentials: a throw-away NATS user (seed and user JWT) allowed
+ * only to publish the join request and read its reply (docs/bus.md). */
+typedef struct {
+    char secret[160];
+    char seed[WD_NKEY_SEED_SIZE];
+    char pub[WD_NKEY_PUB_SIZE];
+    const char *jwt; /* NULL on an open bus; points into the token */
+} join_token;
+
+static wd_status parse_join_token(const char *text, join_token *t)
+{
+    memset(t, 0, sizeof *t);
+    const char *dot = strchr(text, '.');
+    size_t n = dot ? (size_t)(dot - text) : strlen(text);
+    if (n == 0 || n >= sizeof t->secret)
+        return WD_ERR(WD_ERR_INVALID, "the join token is malformed: copy it again from the panel");
+    memcpy(t->secret, text, n);
+    if (!dot)
+        return WD_OK;
+    const char *seed = dot + 1, *dot2 = strchr(seed, '.');
+    if (!dot2 || (size_t)(dot2 - seed) != WD_NKEY_SEED_LEN)
+        return WD_ERR(WD_ERR_INVALID, "the join token is malformed (NATS seed): copy it again "
+                      "from the panel");
+    memcpy(t->seed, seed, WD_NKEY_SEED_LEN);
+    t->jwt = dot2 + 1;
+    wd_nkey_type type;
+    if (wd_nkey_public_from_seed(t->seed, t->pub) != WD_OK ||
+        wd_nkey_type_of(t->pub, &type) != WD_OK || type != WD_NKEY_USER || !*t->jwt)
+        return WD_ERR(WD_ERR_INVALID, "the join token is malformed (NATS user): copy it again "
+                      "from the panel");
+    return WD_OK;
+}
+
+/* Connects the bus with creds (may be NULL) and replies under inbox. */
+static wd_status connect_bus(wd_agent *ag, const char *creds, const char *inbox)
+{
+    const wd_agent_cfg *c = ag->cfg;
+    char name[160];
+    snprintf(name, sizeof name, "warden-agent %s", ag->needs_join ? "(joining)" : ag->node_id);
+    wd_bus_cfg bc = wd_bus_cfg_defaults();
+    bc.servers = c->nats_url;
+    bc.name = name;
+    bc.creds_file = creds;
+    bc.inbox_prefix = inbox;
+    bc.user = c->nats_user;
+    bc.password = c->nats_password;
+    bc.tls_ca = c->nats_tls_ca;
+    bc.tls_cert = c->nats_tls_cert;
+    bc.tls_key = c->nats_tls_key;
+    bc.send_asap = true;       /* replies and console lines: latency matters */
+    bc.wait_for_server = true; /* an agent may start before NATS */
+    return wd_bus_connect(&ag->bus, &bc);
+}
+
+/* Trades the join token for this node's identity (and, on a bus with
+ * credentials, the node's own NATS user, kept in DATA_DIR/nats.creds),
+ * retrying while NATS or the panel is not there yet (up to a minute).
+ * *got_creds says whether the panel sent credentials. */
+static wd_status join(wd_agent *ag, const char *secret, bool *got_creds)
 {
     Warden__V1__JoinRequest req = WARDEN__V1__JOIN_REQUEST__INIT;
     Warden__V1__NodeCapabilities caps = WARDEN__V1__NODE_CAPABILITIES__INIT;
@@ -318,10 +388,11 @@ static wd_status join(wd_agent *ag)
     caps.cgroups = ag->cgroups;
     caps.unprivileged = ag->drop_privs;
     caps.notes = ag->cap_notes;
-    req.token = ag->cfg->join_token;
+    req.token = (char *)secret;
     req.hostname = ag->hostname;
     req.version = (char *)WARDEN_VERSION;
     req.capabilities = &caps;
+    *got_creds = false;
     wd_status st = WD_ERR_UNAVAILABLE;
     for (int attempt = 0; attempt < 60; attempt++) {
         ProtobufCMessage *reply = NULL;
@@ -329,6 +400,7 @@ static wd_status join(wd_agent *ag)
                             5000, NULL, &reply);
         if (st == WD_OK) {
             Warden__V1__JoinReply *jr = (Warden__V1__JoinReply *)reply;
+            char path[1100];
             st = wd_status_check(jr->status);
             if (st == WD_OK && !wd_subj_token_ok(jr->node_id))
                 st = WD_ERR(WD_ERR_PROTO, "the panel answered with an invalid node id");
@@ -337,24 +409,66 @@ static wd_status join(wd_agent *ag)
                 if (jr->name && *jr->name && !(ag->cfg->node_name && *ag->cfg->node_name))
                     snprintf(ag->node_name, sizeof ag->node_name, "%s", jr->name);
             }
+            /* Credentials before the node id: an agent that has an id
+             * but lost its credentials could never connect again. */
+            if (st == WD_OK && jr->nats_creds && *jr->nats_creds) {
+                snprintf(path, sizeof path, "%s/nats.creds", ag->cfg->data_dir);
+                st = wd_write_file_atomic(path, jr->nats_creds, strlen(jr->nats_creds), 0600);
+                OPENSSL_cleanse(jr->nats_creds, strlen(jr->nats_creds));
+                *got_creds = st == WD_OK;
+            }
             protobuf_c_message_free_unpacked(reply, NULL);
             if (st != WD_OK)
                 return WD_ERR(st, "join refused: %s", wd_err_msg());
-            char path[1100], line[80];
+            char line[160];
+            snprintf(path, sizeof path, "%s/node-name", ag->cfg->data_dir);
+            int n = snprintf(line, sizeof line, "%s\n", ag->node_name);
+            if ((st = wd_write_file_atomic(path, line, (size_t)n, 0644)) != WD_OK)
+                return st;
             snprintf(path, sizeof path, "%s/node-id", ag->cfg->data_dir);
-            int n = snprintf(line, sizeof line, "%s\n", ag->node_id);
+            n = snprintf(line, sizeof line, "%s\n", ag->node_id);
             if ((st = wd_write_file_atomic(path, line, (size_t)n, 0644)) != WD_OK)
                 return st;
             ag->needs_join = false;
-            wd_info("joined the panel as node %s (%s)", ag->node_id, ag->node_name);
+            wd_info("joined the panel as node %s (%s)%s", ag->node_id, ag->node_name,
+                    *got_creds ? " with its own NATS credentials" : "");
             return WD_OK;
         }
         if (attempt == 0 || attempt % 10 == 0)
             wd_warn("join: %s; retrying", wd_err_msg());
         sleep(1);
     }
-    return WD_ERR(st, "could not join: %s (is warden-api running and connected to NATS?)",
-                  wd_err_msg());
+    return WD_ERR(st, "could not join: %s (is warden-api running and connected to NATS? has "
+                  "the token expired?)", wd_err_msg());
+}
+
+/* Joins over a connection of its own (the token's NATS user, if any),
+ * then leaves it: the caller connects again as the node. */
+static wd_status join_with_token(wd_agent *ag, bool *got_creds)
+{
+    join_token t;
+    char join_creds[1100] = "", inbox[WD_SUBJECT_MAX] = "";
+    char *text = NULL;
+    wd_status st = parse_join_token(ag->cfg->join_token, &t);
+    if (st == WD_OK && t.jwt) {
+        snprintf(join_creds, sizeof join_creds, "%s/join.creds", ag->cfg->data_dir);
+        snprintf(inbox, sizeof inbox, "_INBOX.%s", t.pub);
+        if ((st = wd_nkey_creds(t.jwt, t.seed, &text)) == WD_OK) {
+            st = wd_write_file_atomic(join_creds, text, strlen(text), 0600);
+            OPENSSL_cleanse(text, strlen(text));
+            free(text);
+        }
+    }
+    OPENSSL_cleanse(t.seed, sizeof t.seed);
+    if (st == WD_OK)
+        st = connect_bus(ag, join_creds[0] ? join_creds : ag->cfg->nats_creds,
+                         inbox[0] ? inbox : NULL);
+    if (st == WD_OK)
+        st = join(ag, t.secret, got_creds);
+    OPENSSL_cleanse(t.secret, sizeof t.secret);
+    if (join_creds[0])
+        unlink(join_creds);
+    return st;
 }
 
 wd_status wd_agent_start(wd_agent *ag)
@@ -366,22 +480,20 @@ wd_status wd_agent_start(wd_agent *ag)
     if ((st = wd_runtime_create(&ag->rt, &rc)) != WD_OK)
         return st;
 
-    char name[160];
-    snprintf(name, sizeof name, "warden-agent %s", ag->node_id);
-    wd_bus_cfg bc = wd_bus_cfg_defaults();
-    bc.servers = c->nats_url;
-    bc.name = name;
-    bc.creds_file = c->nats_creds;
-    bc.user = c->nats_user;
-    bc.password = c->nats_password;
-    bc.tls_ca = c->nats_tls_ca;
-    bc.tls_cert = c->nats_tls_cert;
-    bc.tls_key = c->nats_tls_key;
-    bc.send_asap = true;       /* replies and console lines: latency matters */
-    bc.wait_for_server = true; /* an agent may start before NATS */
-    if ((st = wd_bus_connect(&ag->bus, &bc)) != WD_OK)
+    bool got_creds = false; /* (on an open bus the panel sends none) */
+    if (ag->needs_join && (st = join_with_token(ag, &got_creds)) != WD_OK)
         return st;
-    if (ag->needs_join && (st = join(ag)) != WD_OK)
+    /* As the node: its own credentials (flag, else the ones the panel gave
+     * at join), replies in its own inboxes; never the join connection. */
+    char creds[1100], inbox[WD_SUBJECT_MAX];
+    const char *use = c->nats_creds && *c->nats_creds ? c->nats_creds : NULL;
+    snprintf(creds, sizeof creds, "%s/nats.creds", c->data_dir);
+    if (!use && access(creds, F_OK) == 0)
+        use = creds;
+    snprintf(inbox, sizeof inbox, "_INBOX.%s", ag->node_id);
+    ag->restricted_bus = use != NULL;
+    wd_bus_destroy(&ag->bus);
+    if ((st = connect_bus(ag, use, inbox)) != WD_OK)
         return st;
 
     if ((st = wd_server_load_all(ag)) != WD_OK)

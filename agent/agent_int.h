@@ -27,6 +27,9 @@ struct wd_agent {
     const wd_agent_cfg *cfg;
     char node_id[64];
     bool needs_join; /* no identity yet: exchange the join token first */
+    /* Connected with NATS credentials: the node's user may not read the
+     * console stream (other servers' output), so boot skips that lookup. */
+    bool restricted_bus;
     char node_name[128];
     char hostname[128];
     char servers_dir[1024]; /* persisted specs and states */

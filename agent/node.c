@@ -43,17 +43,26 @@ static bool ensure_js(node_state *ns)
     wd_agent *ag = ns->ag;
     if (!wd_bus_connected(ag->bus))
         return false;
-    if (wd_js_setup_warden(ag->bus) != WD_OK) {
-        wd_warn("JetStream setup failed: %s (retrying; is nats-server running with -js?)",
-                wd_err_msg());
-        return false;
-    }
+    /* Bind to what the panel (or an earlier agent) set up: a node's NATS
+     * user may look streams up but not create them. Only when they are
+     * missing, on an open bus, does the agent create them itself. */
     kvStore *nodes = NULL, *servers = NULL;
-    if (wd_js_ensure_kv(ag->bus, WD_KV_NODES, 30, 1, &nodes) != WD_OK ||
-        wd_js_ensure_kv(ag->bus, WD_KV_SERVERS, 0, 1, &servers) != WD_OK) {
-        wd_warn("JetStream KV setup failed: %s", wd_err_msg());
+    if (js_KeyValue(&nodes, wd_bus_js(ag->bus), WD_KV_NODES) != NATS_OK ||
+        js_KeyValue(&servers, wd_bus_js(ag->bus), WD_KV_SERVERS) != NATS_OK) {
         kvStore_Destroy(nodes);
-        return false;
+        nodes = NULL;
+        if (wd_js_setup_warden(ag->bus) != WD_OK) {
+            wd_warn("JetStream setup failed: %s (retrying; is nats-server running with -js, "
+                    "and warden-api connected?)",
+                    wd_err_msg());
+            return false;
+        }
+        if (wd_js_ensure_kv(ag->bus, WD_KV_NODES, 30, 1, &nodes) != WD_OK ||
+            wd_js_ensure_kv(ag->bus, WD_KV_SERVERS, 0, 1, &servers) != WD_OK) {
+            wd_warn("JetStream KV setup failed: %s", wd_err_msg());
+            kvStore_Destroy(nodes);
+            return false;
+        }
     }
     /* Re-register every server held here: the bucket may be new or may
      * have lost entries (NATS data wiped); the agent's disk is the truth. */

@@ -1300,7 +1300,8 @@ done:
 static bool last_published_seq(server *s, uint64_t *seq)
 {
     char subj[WD_SUBJECT_MAX];
-    if (wd_subj_server_event(subj, sizeof subj, s->id, "console") != WD_OK)
+    if (s->ag->restricted_bus ||
+        wd_subj_server_event(subj, sizeof subj, s->id, "console") != WD_OK)
         return false;
     jsOptions jo;
     jsOptions_Init(&jo);

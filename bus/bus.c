@@ -186,6 +186,8 @@ wd_status wd_bus_connect(wd_bus **out, const wd_bus_cfg *cfg)
         s = natsOptions_SetRetryOnFailedConnect(b->opts, true, on_connected, b);
     if (s == NATS_OK && cfg->creds_file)
         s = natsOptions_SetUserCredentialsFromFiles(b->opts, cfg->creds_file, NULL);
+    if (s == NATS_OK && cfg->inbox_prefix && *cfg->inbox_prefix)
+        s = natsOptions_SetCustomInboxPrefix(b->opts, cfg->inbox_prefix);
     if (s == NATS_OK && cfg->user)
         s = natsOptions_SetUserInfo(b->opts, cfg->user, cfg->password ? cfg->password : "");
     if (s == NATS_OK && cfg->token)

@@ -42,6 +42,10 @@ typedef struct {
     const char *name;        /* client name shown by the server */
     const char *creds_file;  /* NATS user JWT + NKey seed (.creds) */
     const char *user, *password, *token;
+    /* Replies to this client's requests arrive under PREFIX.<id>. instead
+     * of _INBOX.<id>.: a node's NATS user may subscribe only to its own
+     * inboxes, _INBOX.<node id> (see docs/bus.md, "Credentials"). */
+    const char *inbox_prefix;
     const char *tls_ca, *tls_cert, *tls_key;
     bool tls;                /* require TLS even without certificates */
     bool send_asap;          /* flush every publish at once (latency-critical) */

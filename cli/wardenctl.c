@@ -28,6 +28,7 @@
 #include "warden/v1/server.pb-c.h"
 
 static const char *nats_url;
+static const char *nats_creds; /* NATS .creds (ops.creds from `warden-api nats init`) */
 static const char *api_url;
 static bool json;
 static int timeout_ms = 5000;
@@ -58,7 +59,9 @@ static const char usage[] =
     "  power SERVER_ID start|stop|restart|kill\n"
     "  send SERVER_ID COMMAND\n"
     "\n"
-    "NATS URL: --nats or WARDEN_NATS_URL (default nats://127.0.0.1:4222)\n";
+    "NATS URL: --nats or WARDEN_NATS_URL (default nats://127.0.0.1:4222)\n"
+    "NATS credentials: --nats-creds FILE or WARDEN_NATS_CREDS (ops.creds from\n"
+    "`warden-api nats init`; `make run` keeps it in var/nats-auth/ops.creds)\n";
 
 static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int fail(const char *fmt, ...)
@@ -82,6 +85,7 @@ static wd_status connect_bus(void)
 {
     wd_bus_cfg cfg = wd_bus_cfg_defaults();
     cfg.servers = nats_url;
+    cfg.creds_file = nats_creds;
     cfg.name = "wardenctl";
     cfg.connect_timeout_ms = timeout_ms < 2000 ? timeout_ms : 2000;
     return wd_bus_connect(&bus, &cfg);
@@ -730,10 +734,15 @@ int main(int argc, char **argv)
     nats_url = getenv("WARDEN_NATS_URL");
     if (nats_url == NULL || *nats_url == '\0')
         nats_url = "nats://127.0.0.1:4222";
+    nats_creds = getenv("WARDEN_NATS_CREDS");
+    if (nats_creds && *nats_creds == '\0')
+        nats_creds = NULL;
     int i = 1;
     for (; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         if (strcmp(argv[i], "--nats") == 0 && i + 1 < argc)
             nats_url = argv[++i];
+        else if (strcmp(argv[i], "--nats-creds") == 0 && i + 1 < argc)
+            nats_creds = argv[++i];
         else if (strcmp(argv[i], "--api") == 0 && i + 1 < argc)
             api_url = argv[++i];
         else if (strcmp(argv[i], "--json") == 0)
@@ -777,6 +786,8 @@ int main(int argc, char **argv)
             stats_follow = true;
         else if (strcmp(args[k], "--nats") == 0 && k + 1 < rest)
             nats_url = args[++k];
+        else if (strcmp(args[k], "--nats-creds") == 0 && k + 1 < rest)
+            nats_creds = args[++k];
         else if (strcmp(args[k], "--tail") == 0 && k + 1 < rest) {
             if (!wd_parse_long(args[++k], 0, 1000000, &tail))
                 return usage_error("--tail needs a line count");

@@ -8,6 +8,8 @@
  *   warden-api node create --name N --fqdn F [--memory-mb M --disk-mb D]
  *              [--ports IP:LO-HI]             create a node; prints its
  *                                              one-time join token
+ *   warden-api nats init --dir DIR             create the NATS operator,
+ *                                              accounts and credentials
  * Everything else lives in the api library. */
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include "app.h"
 #include "config.h"
 #include "log.h"
+#include "natsauth.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -33,6 +36,7 @@ int main(int argc, char **argv)
     bool password_stdin = false;
     char *node_name = NULL, *node_fqdn = NULL, *node_ports = NULL;
     long node_mem = 0, node_disk = 0;
+    char *nats_dir = NULL;
     wd_cfg_opt opts[] = {
         {"listen", "WARDEN_API_LISTEN", WD_CFG_STR, "127.0.0.1", 0, 0, &c.listen,
          "address to listen on"},
@@ -42,6 +46,14 @@ int main(int argc, char **argv)
          "PostgreSQL connection string or URI (required)"},
         {"nats-url", "WARDEN_NATS_URL", WD_CFG_STR, "nats://127.0.0.1:4222", 0, 0, &c.nats_url,
          "NATS server URLs, comma-separated"},
+        {"nats-creds", "WARDEN_NATS_CREDS", WD_CFG_STR, NULL, 0, 0, &c.nats_creds,
+         "the API's NATS credentials file (api.creds from `nats init`)"},
+        {"nats-account", "WARDEN_NATS_ACCOUNT", WD_CFG_STR, NULL, 0, 0, &c.nats_account,
+         "public key of the WARDEN NATS account (mints node credentials at join)"},
+        {"nats-signing-key", "WARDEN_NATS_SIGNING_KEY", WD_CFG_STR, NULL, 0, 0,
+         &c.nats_signing_key, "file holding that account's signing key seed (signing.seed)"},
+        {"dir", NULL, WD_CFG_STR, NULL, 0, 0, &nats_dir,
+         "nats init: where to write the operator, keys, creds and auth.conf"},
         {"data-dir", "WARDEN_API_DATA_DIR", WD_CFG_STR, "/var/lib/warden-api", 0, 0,
          &c.data_dir, "where the API keeps its key files"},
         {"jwt-key-file", "WARDEN_JWT_KEY_FILE", WD_CFG_STR, NULL, 0, 0, &c.jwt_key_file,
@@ -87,7 +99,7 @@ int main(int argc, char **argv)
     char **rest = NULL;
     wd_log_set_component("api");
     wd_status st = wd_config_parse(opts, nopts, "warden-api",
-                                   "Warden's REST API (subcommands: admin create, node create).",
+                                   "Warden's REST API (subcommands: admin create, node create, nats init).",
                                    argc, argv, &nrest, &rest);
     if (st == WD_ERR_CLOSED)
         return 0;
@@ -103,9 +115,25 @@ int main(int argc, char **argv)
     wd_log_set_level(lvl);
     bool admin_create = nrest == 2 && strcmp(rest[0], "admin") == 0 && strcmp(rest[1], "create") == 0;
     bool node_create = nrest == 2 && strcmp(rest[0], "node") == 0 && strcmp(rest[1], "create") == 0;
-    if (nrest != 0 && !admin_create && !node_create) {
-        fprintf(stderr, "warden-api: unknown command (try: warden-api admin create --help)\n");
+    bool nats_init = nrest == 2 && strcmp(rest[0], "nats") == 0 && strcmp(rest[1], "init") == 0;
+    if (nrest != 0 && !admin_create && !node_create && !nats_init) {
+        fprintf(stderr, "warden-api: unknown command (try: warden-api --help)\n");
         return 2;
+    }
+    if (nats_init) {
+        int rc = 0;
+        if (nats_dir == NULL) {
+            fprintf(stderr, "warden-api: nats init needs --dir DIR\n");
+            rc = 2;
+        } else if ((st = wd_natsauth_init(nats_dir, stdout)) != WD_OK) {
+            fprintf(stderr, "warden-api: %s\n", wd_err_msg());
+            rc = st == WD_ERR_EXISTS ? 3 : 1;
+        } else {
+            printf("Next: include auth.conf from nats-server's config, and start warden-api "
+                   "with the settings in api.env.\n");
+        }
+        wd_config_free(opts, nopts);
+        return rc;
     }
     if (c.database_url == NULL) {
         fprintf(stderr, "warden-api: set WARDEN_DATABASE_URL (or --database-url), e.g. "
@@ -173,16 +201,16 @@ int main(int argc, char **argv)
             rc = 2;
             goto out;
         }
-        char id[40] = "", token[128] = "";
+        char id[40] = "", *token = NULL;
         if ((st = wd_api_start(api)) != WD_OK ||
             (st = wd_api_create_node(api, node_name, node_fqdn, node_mem, node_disk,
-                                     node_ports ? ip : NULL, lo, hi, id, token, sizeof token)) !=
-                WD_OK) {
+                                     node_ports ? ip : NULL, lo, hi, id, &token)) != WD_OK) {
             fprintf(stderr, "warden-api: %s\n", wd_err_msg());
             rc = 1;
             goto out;
         }
         printf("node %s (id %s)\njoin token: %s\n", node_name, id, token);
+        free(token);
         goto out;
     }
     if ((st = wd_api_start(api)) != WD_OK) {

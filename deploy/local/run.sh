@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack behind `make run`, in the foreground, everything on
 # 127.0.0.1 and all data under ./var:
-#   nats-server (JetStream)   var/nats
+#   nats-server (JetStream)   var/nats    (operator mode: the trust chain from
+#                                          `warden-api nats init` in var/nats-auth)
 #   PostgreSQL                var/pg      (a private cluster, not the system one)
 #   warden-api                var/api     (first run: creates an admin and prints
 #                                          its one-time password)
@@ -50,7 +51,26 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-nats-server -a 127.0.0.1 -p "$PORT" -js -sd "$VAR/nats" >>"$VAR/log/nats.log" 2>&1 &
+# NATS in operator (JWT) mode: every client needs credentials. The chain
+# (operator, accounts, api.creds, ops.creds, the signing key warden-api mints
+# node credentials with) is created once, in var/nats-auth.
+AUTH="$VAR/nats-auth"
+if [ ! -s "$AUTH/auth.conf" ]; then
+  if [ -s "$VAR/agent/node-id" ]; then
+    echo "run: var/ comes from a Warden without NATS credentials; remove it (rm -rf var)" \
+         "and run again." >&2
+    exit 1
+  fi
+  "$BIN/panel-api/warden-api" nats init --dir "$AUTH" >>"$VAR/log/api.log" 2>&1 ||
+    { echo "run: warden-api nats init failed; see var/log/api.log" >&2; exit 1; }
+fi
+env_of() { sed -n "s/^$1=//p" "$AUTH/api.env"; }
+{
+  echo "listen: \"127.0.0.1:$PORT\""
+  echo "jetstream: { store_dir: \"$VAR/nats\" }"
+  cat "$AUTH/auth.conf"
+} >"$VAR/nats.conf"
+nats-server -c "$VAR/nats.conf" >>"$VAR/log/nats.log" 2>&1 &
 nats_pid=$!
 for _ in $(seq 100); do
   (exec 3<>/dev/tcp/127.0.0.1/"$PORT") 2>/dev/null && break
@@ -87,7 +107,8 @@ if [ ! -e "$VAR/api/admin-created" ]; then
   ADMIN_MSG="$out"
 fi
 "$BIN/panel-api/warden-api" --port "$API_PORT" --data-dir "$VAR/api" --nats-url "$NATS_URL" \
-  >>"$VAR/log/api.log" 2>&1 &
+  --nats-creds "$(env_of WARDEN_NATS_CREDS)" --nats-account "$(env_of WARDEN_NATS_ACCOUNT)" \
+  --nats-signing-key "$(env_of WARDEN_NATS_SIGNING_KEY)" >>"$VAR/log/api.log" 2>&1 &
 api_pid=$!
 for _ in $(seq 100); do
   in_use "$API_PORT" && break
@@ -96,14 +117,19 @@ done
 
 # The local agent joins the panel as node "local" on the first run, with
 # ports 30000-30099 on 127.0.0.1 for its game servers.
-JOIN=()
+# (The token travels in the environment, not on the command line, where
+# every user of the host could read it in ps.)
+JOIN=""
 if [ ! -s "$VAR/agent/node-id" ]; then
   out=$("$BIN/panel-api/warden-api" node create --name local --fqdn 127.0.0.1 \
-        --ports 127.0.0.1:30000-30099 --data-dir "$VAR/api" --log-level warn 2>&1) ||
+        --ports 127.0.0.1:30000-30099 --data-dir "$VAR/api" --log-level warn \
+        --nats-account "$(env_of WARDEN_NATS_ACCOUNT)" \
+        --nats-signing-key "$(env_of WARDEN_NATS_SIGNING_KEY)" 2>&1) ||
     { echo "$out" >&2; exit 1; }
-  JOIN=(--join "$(echo "$out" | sed -n 's/^join token: //p')")
+  JOIN=$(echo "$out" | sed -n 's/^join token: //p')
 fi
-"$BIN/agent/warden-agent" --nats-url "$NATS_URL" --data-dir "$VAR/agent" "${JOIN[@]}" \
+env -u WARDEN_NATS_CREDS WARDEN_JOIN_TOKEN="$JOIN" \
+  "$BIN/agent/warden-agent" --nats-url "$NATS_URL" --data-dir "$VAR/agent" \
   --stop-servers-on-exit >>"$VAR/log/agent.log" 2>&1 &
 agent_pid=$!
 for _ in $(seq 100); do
@@ -133,7 +159,7 @@ Log in to the API:
        -H 'Content-Type: application/json' -d '{"username":"admin","password":"<password>"}'
 
 Try, in another terminal (from $ROOT):
-  export WARDEN_NATS_URL=$NATS_URL
+  export WARDEN_NATS_URL=$NATS_URL WARDEN_NATS_CREDS=var/nats-auth/ops.creds
   $BUILD/cli/wardenctl nodes
   ID=\$($BUILD/cli/wardenctl server create --node $NODE --template templates/freeciv.json --var BIND_ADDRESS=127.0.0.1)
   $BUILD/cli/wardenctl server install \$ID --wait

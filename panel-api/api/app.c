@@ -1,6 +1,7 @@
 /* The API context (see app.h): start-up (keys, pool, migrations, bus, HTTP),
  * the authorize hook that every route goes through, audit rows. */
 #include "app_int.h"
+#include "natsauth.h"
 #include "admin_routes.h"
 
 #include <errno.h>
@@ -594,6 +595,19 @@ wd_status wd_api_create(wd_api **out, const wd_api_cfg *cfg)
         wd_api_destroy(&api);
         return st;
     }
+    /* Node credentials: both settings or neither. */
+    bool acct = cfg->nats_account && *cfg->nats_account;
+    bool skey = cfg->nats_signing_key && *cfg->nats_signing_key;
+    if (acct != skey) {
+        wd_api_destroy(&api);
+        return WD_ERR(WD_ERR_INVALID, "set both --nats-account and --nats-signing-key (see "
+                      "api.env from `warden-api nats init`), or neither for an open bus");
+    }
+    if (acct && (st = wd_natsauth_load(cfg->nats_account, cfg->nats_signing_key,
+                                       &api->nauth)) != WD_OK) {
+        wd_api_destroy(&api);
+        return st;
+    }
     *out = api;
     return WD_OK;
 }
@@ -617,6 +631,7 @@ wd_status wd_api_start(wd_api *api)
         wd_bus_cfg bc = wd_bus_cfg_defaults();
         bc.servers = api->cfg.nats_url;
         bc.name = "warden-api";
+        bc.creds_file = api->cfg.nats_creds && *api->cfg.nats_creds ? api->cfg.nats_creds : NULL;
         bc.wait_for_server = true;
         if ((st = wd_bus_connect(&api->bus, &bc)) != WD_OK)
             return st;
@@ -667,5 +682,6 @@ void wd_api_destroy(wd_api **pa)
     wd_backoff_destroy(&api->login_ip);
     wd_metrics_destroy(&api->metrics);
     wd_secretbox_destroy(&api->box);
+    wd_natsauth_free(&api->nauth);
     free(api);
 }

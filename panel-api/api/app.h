@@ -20,6 +20,9 @@ typedef struct {
     long port;           /* 0: any free port */
     char *database_url;  /* libpq conninfo or URI */
     char *nats_url;      /* NULL: run without the bus (auth-only tests) */
+    char *nats_creds;    /* the API's own NATS .creds (NULL: none) */
+    char *nats_account;  /* with nats_signing_key: mint node credentials */
+    char *nats_signing_key; /* file holding the account signing key seed */
     char *data_dir;      /* keys live here unless given explicitly */
     char *jwt_key_file;  /* "kid:base64secret" lines; created if missing */
     char *issuer;        /* JWT iss and aud */
@@ -63,10 +66,11 @@ wd_status wd_api_bootstrap_admin(wd_api *api, const char *username, const char *
                                  char *id_out);
 
 /* Creates a node (and allocations ip:port_lo..port_hi when ip is given)
- * and its one-time join token, for `warden-api node create`. */
+ * and its one-time join token (*token_out, heap), for `warden-api node
+ * create`. */
 wd_status wd_api_create_node(wd_api *api, const char *name, const char *fqdn, long memory_mb,
                              long disk_mb, const char *ip, int port_lo, int port_hi, char *id_out,
-                             char *token_out, size_t token_len);
+                             char **token_out);
 
 /* ---- for handlers ---- */
 const wd_api_cfg *wd_api_config(const wd_api *api);

@@ -28,6 +28,7 @@ struct wd_api {
     bool js_ready;
     wd_secretbox *box; /* secrets at rest (secret variables, TOTP seeds) */
     struct stats_cache *stats;
+    struct wd_natsauth *nauth; /* NULL: the bus is open (no credentials minted) */
 };
 
 /* Latest ServerStats per server, from the bus (fleet.c). Copies the packed

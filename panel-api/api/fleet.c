@@ -11,10 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "actor.h"
 #include "app_int.h"
 #include "js.h"
 #include "log.h"
+#include "natsauth.h"
 #include "subject.h"
 #include "token.h"
 #include "util.h"
@@ -111,6 +114,7 @@ static void handle_join(fleet *f, natsMsg *m)
     Warden__V1__Status status;
     Warden__V1__JoinReply rep = WARDEN__V1__JOIN_REPLY__INIT;
     char node_id[40] = "", name[128] = "";
+    char *creds = NULL;
     wd_status st = WD_OK;
     PGconn *c = NULL;
     if (req == NULL || req->token == NULL || strlen(req->token) > 128) {
@@ -141,6 +145,10 @@ static void handle_join(fleet *f, natsMsg *m)
                    2, ap, NULL);
         wd_info("node %s (%s) joined from host %s", name, node_id,
                 req->hostname ? req->hostname : "?");
+        /* The node's own NATS user, when the bus has credentials. */
+        if (api->nauth && (st = wd_natsauth_node_creds(api->nauth, node_id, &creds)) != WD_OK)
+            wd_error("join of node %s: minting its NATS credentials failed: %s", node_id,
+                     wd_err_msg());
     } else if (st == WD_OK) {
         st = WD_ERR(WD_ERR_DENIED, "the join token is unknown, used or expired: create a new "
                     "one in the panel");
@@ -153,7 +161,12 @@ reply:
     rep.status = &status;
     rep.node_id = node_id;
     rep.name = name;
+    rep.nats_creds = creds ? creds : (char *)"";
     wd_bus_respond(api->bus, m, &rep.base);
+    if (creds) {
+        OPENSSL_cleanse(creds, strlen(creds));
+        free(creds);
+    }
     if (req)
         protobuf_c_message_free_unpacked(&req->base, NULL);
 }
@@ -204,15 +217,19 @@ static void handle_state(fleet *f, natsMsg *m)
     Warden__V1__ServerStateEvent *ev = (Warden__V1__ServerStateEvent *)wd_bus_decode(
         &warden__v1__server_state_event__descriptor, m);
     bool done = true;
-    if (ev && wd_uuid_valid(ev->server_id) && ev->state >= 0 && ev->state <= 6) {
+    /* Only the node a server is on speaks for it: an event naming another
+     * node (or none) changes nothing. NATS cannot confine a node's publish
+     * grant to its own servers' subjects, so this check is the guard. */
+    if (ev && wd_uuid_valid(ev->server_id) && wd_uuid_valid(ev->node_id) && ev->state >= 0 &&
+        ev->state <= 6) {
         PGconn *c = NULL;
         if (wd_db_acquire(f->api->db, &c) == WD_OK) {
             const char *params[] = {ev->server_id, states[ev->state],
-                                    ev->installed ? "true" : "false"};
+                                    ev->installed ? "true" : "false", ev->node_id};
             done = wd_db_exec(c,
                               "UPDATE servers SET state = $2, installed = $3::boolean "
-                              "WHERE id = $1",
-                              3, params, NULL) == WD_OK;
+                              "WHERE id = $1 AND node_id = $4",
+                              4, params, NULL) == WD_OK;
             wd_db_release(f->api->db, c);
         } else {
             done = false;
@@ -239,8 +256,18 @@ static void handle_hello(fleet *f, natsMsg *m)
     wd_status st = WD_OK;
     PGconn *c = NULL;
     PGresult *res = NULL;
+    char inbox[WD_SUBJECT_MAX] = "";
+    if (h && h->node_id)
+        snprintf(inbox, sizeof inbox, "_INBOX.%s.", h->node_id);
+    const char *reply_to = natsMsg_GetReply(m);
     if (h == NULL || !wd_uuid_valid(h->node_id)) {
         st = WD_ERR(WD_ERR_INVALID, "hello: malformed");
+    } else if (api->nauth && (!reply_to || strncmp(reply_to, inbox, strlen(inbox)) != 0)) {
+        /* With NATS credentials only the node itself can read replies in
+         * _INBOX.<node>.>: a hello naming another node (whose specs hold
+         * secret variables) would answer into an inbox its sender cannot
+         * subscribe to; refuse it outright. */
+        st = WD_ERR(WD_ERR_DENIED, "hello: the reply inbox is not the node's own");
     } else if ((st = wd_db_acquire(api->db, &c)) == WD_OK) {
         const char *params[] = {h->node_id};
         st = wd_db_exec(c, "SELECT id FROM servers WHERE node_id = $1 AND NOT suspended", 1,
@@ -312,10 +339,19 @@ static void on_join(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
 static void on_heartbeat(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)
 {
     wd_api *api = ud;
-    ProtobufCMessage *hb = wd_bus_decode(&warden__v1__node_heartbeat__descriptor, m);
+    Warden__V1__NodeHeartbeat *hb = (Warden__V1__NodeHeartbeat *)wd_bus_decode(
+        &warden__v1__node_heartbeat__descriptor, m);
+    /* warden.node.<node>.heartbeat: the body must name the subject's node
+     * (a node's NATS user may publish only under its own id). */
+    char want[WD_SUBJECT_MAX];
+    bool own = hb && hb->node_id &&
+               wd_subj_node_heartbeat(want, sizeof want, hb->node_id) == WD_OK &&
+               strcmp(want, natsMsg_GetSubject(m)) == 0;
     natsMsg_Destroy(m);
-    if (hb)
+    if (own)
         wd_actor_send(api->fleet, F_HEARTBEAT, hb, free_hb);
+    else if (hb)
+        protobuf_c_message_free_unpacked(&hb->base, NULL);
 }
 
 static void on_state(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud)

@@ -4,14 +4,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app_int.h"
 #include "input.h"
+#include "natsauth.h"
 #include "token.h"
 #include "util.h"
 
 #define JOIN_PREFIX "wdj_"
 #define JOIN_TTL "24 hours"
+#define JOIN_TTL_S (24 * 3600)
 
 #define NODE_COLS                                                                              \
     "id, name, fqdn, public, memory_mb, memory_overalloc_pct, disk_mb, disk_overalloc_pct, "    \
@@ -49,13 +52,17 @@ static const wd_field node_fields[] = {
 };
 #define NFIELDS (sizeof node_fields / sizeof node_fields[0])
 
-/* Issues a join token for node id inside the caller's transaction. */
-static wd_status new_join_token(PGconn *c, const char *id, char *token, size_t n)
+/* Issues a join token for node id inside the caller's transaction: a
+ * secret stored hashed, and, when the bus has credentials, the join user
+ * that lets a new agent reach warden.discovery.join (natsauth.h). *token is
+ * heap memory the caller frees. */
+static wd_status new_join_token(wd_api *api, PGconn *c, const char *id, char **token)
 {
-    char hash[WD_TOKEN_HASH_HEX_LEN + 1];
-    wd_status st = wd_token_new(JOIN_PREFIX, token, n);
+    char secret[128], hash[WD_TOKEN_HASH_HEX_LEN + 1];
+    *token = NULL;
+    wd_status st = wd_token_new(JOIN_PREFIX, secret, sizeof secret);
     if (st == WD_OK)
-        st = wd_token_hash(token, hash);
+        st = wd_token_hash(secret, hash);
     const char *params[] = {id, hash};
     /* Older unused tokens of this node stop working. */
     if (st == WD_OK)
@@ -68,6 +75,11 @@ static wd_status new_join_token(PGconn *c, const char *id, char *token, size_t n
                         "INSERT INTO node_join_tokens (node_id, token_hash, expires_at) "
                         "VALUES ($1, $2, now() + interval '" JOIN_TTL "')",
                         2, params, NULL);
+    if (st == WD_OK && api->nauth)
+        st = wd_natsauth_join_token(api->nauth, secret, (int64_t)time(NULL) + JOIN_TTL_S + 60,
+                                    token);
+    else if (st == WD_OK && !(*token = strdup(secret)))
+        st = WD_ERR(WD_ERR_NOMEM, "out of memory");
     return st;
 }
 
@@ -112,7 +124,7 @@ void wd_nodes_create(wd_http_req *r, void *ud)
         return;
     }
     PGresult *res = NULL;
-    char token[128] = "";
+    char *token = NULL;
     wd_status st = wd_db_begin(c);
     if (st == WD_OK)
         st = wd_db_exec(c,
@@ -121,7 +133,7 @@ void wd_nodes_create(wd_http_req *r, void *ud)
                         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING " NODE_COLS,
                         8, params, &res);
     if (st == WD_OK)
-        st = new_join_token(c, PQgetvalue(res, 0, 0), token, sizeof token);
+        st = new_join_token(api, c, PQgetvalue(res, 0, 0), &token);
     if (st == WD_OK) {
         json_t *meta = json_pack("{s:s}", "name", params[0]);
         wd_api_audit(api, c, r, "node.create", "node", PQgetvalue(res, 0, 0), meta);
@@ -140,6 +152,7 @@ void wd_nodes_create(wd_http_req *r, void *ud)
                                      "start the agent once with --join TOKEN (or "
                                      "WARDEN_JOIN_TOKEN); the token works once, for 24 hours"));
     }
+    free(token);
     PQclear(res);
     wd_api_db_release(api, c);
     json_decref(in);
@@ -297,7 +310,7 @@ void wd_nodes_join_token(wd_http_req *r, void *ud)
     PGconn *c = wd_api_db(api, r);
     if (c == NULL)
         return;
-    char token[128] = "";
+    char *token = NULL;
     const char *params[] = {id};
     PGresult *res = NULL;
     wd_status st = wd_db_begin(c);
@@ -307,7 +320,7 @@ void wd_nodes_join_token(wd_http_req *r, void *ud)
         st = WD_ERR(WD_ERR_NOT_FOUND, "node %s not found", id);
     PQclear(res);
     if (st == WD_OK)
-        st = new_join_token(c, id, token, sizeof token);
+        st = new_join_token(api, c, id, &token);
     if (st == WD_OK) {
         wd_api_audit(api, c, r, "node.join_token", "node", id, NULL);
         st = wd_db_commit(c);
@@ -318,6 +331,7 @@ void wd_nodes_join_token(wd_http_req *r, void *ud)
     } else {
         wd_http_reply_json(r, 201, json_pack("{s:s}", "join_token", token));
     }
+    free(token);
     wd_api_db_release(api, c);
 }
 
@@ -497,8 +511,9 @@ void wd_allocations_delete(wd_http_req *r, void *ud)
 
 wd_status wd_api_create_node(wd_api *api, const char *name, const char *fqdn, long memory_mb,
                              long disk_mb, const char *ip, int port_lo, int port_hi, char *id_out,
-                             char *token_out, size_t token_len)
+                             char **token_out)
 {
+    *token_out = NULL;
     PGconn *c = NULL;
     wd_status st = wd_db_acquire(api->db, &c);
     if (st != WD_OK)
@@ -526,7 +541,7 @@ wd_status wd_api_create_node(wd_api *api, const char *name, const char *fqdn, lo
                         4, ap, NULL);
     }
     if (st == WD_OK)
-        st = new_join_token(c, id_out, token_out, token_len);
+        st = new_join_token(api, c, id_out, token_out);
     if (st == WD_OK) {
         json_t *meta = json_pack("{s:s}", "name", name);
         wd_api_audit(api, c, NULL, "node.create", "node", id_out, meta);
@@ -536,6 +551,8 @@ wd_status wd_api_create_node(wd_api *api, const char *name, const char *fqdn, lo
         wd_db_rollback(c);
         if (st == WD_ERR_EXISTS)
             st = WD_ERR(WD_ERR_EXISTS, "a node named '%s' exists already", name);
+        free(*token_out);
+        *token_out = NULL;
     }
     wd_db_release(api->db, c);
     return st;

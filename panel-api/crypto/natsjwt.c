@@ -38,8 +38,8 @@ static wd_status claims_hash(json_t *claims, char *jti, size_t jtilen)
 
 /* Takes ownership of nats. Builds the common claims, adds the jti, and
  * signs header.payload with issuer_seed. */
-static wd_status mint(const char *issuer_seed, const char *sub, const char *name, json_t *nats,
-                      char **out)
+static wd_status mint(const char *issuer_seed, const char *sub, const char *name, int64_t exp,
+                      json_t *nats, char **out)
 {
     char iss[WD_NKEY_PUB_SIZE], jti[64];
     char *payload_json = NULL, *tok = NULL;
@@ -56,6 +56,10 @@ static wd_status mint(const char *issuer_seed, const char *sub, const char *name
         goto out;
     claims = json_pack("{s:I, s:s, s:s, s:s}", "iat", (json_int_t)time(NULL), "iss", iss, "name",
                        name ? name : "", "sub", sub);
+    if (claims && exp > 0 && json_object_set_new(claims, "exp", json_integer(exp)) != 0) {
+        json_decref(claims);
+        claims = NULL;
+    }
     if (!claims || json_object_set(claims, "nats", nats) != 0) {
         st = WD_ERR(WD_ERR_NOMEM, "natsjwt: out of memory");
         goto out;
@@ -125,7 +129,7 @@ wd_status wd_natsjwt_operator(const char *operator_seed, const char *name,
     json_t *nats = json_pack("{s:s, s:i}", "type", "operator", "version", 2);
     if (nats && system_account_pub)
         json_object_set_new(nats, "system_account", json_string(system_account_pub));
-    return mint(operator_seed, pub, name, nats, out);
+    return mint(operator_seed, pub, name, 0, nats, out);
 }
 
 static json_t *string_array(const char *const *v, size_t n)
@@ -177,7 +181,7 @@ static wd_status account_jwt(const char *operator_seed, const char *account_pub,
             return WD_ERR(WD_ERR_NOMEM, "natsjwt: out of memory");
         }
     }
-    return mint(operator_seed, account_pub, name, nats, out);
+    return mint(operator_seed, account_pub, name, 0, nats, out);
 }
 
 wd_status wd_natsjwt_account(const char *operator_seed, const char *account_pub, const char *name,
@@ -200,9 +204,8 @@ static json_t *perm(const char *const *allow, size_t n)
     return a ? json_pack("{s:o}", "allow", a) : NULL;
 }
 
-static wd_status user_claims(const char *signer_seed, const char *issuer_account,
-                             const char *user_pub, const char *name, const char *const *pub_allow,
-                             size_t n_pub, const char *const *sub_allow, size_t n_sub, char **out)
+wd_status wd_natsjwt_user_ex(const char *signer_seed, const char *issuer_account,
+                             const char *user_pub, const wd_natsjwt_user_spec *spec, char **out)
 {
     wd_status st;
     *out = NULL;
@@ -212,9 +215,11 @@ static wd_status user_claims(const char *signer_seed, const char *issuer_account
     if (issuer_account &&
         (st = want_type(issuer_account, WD_NKEY_ACCOUNT, "issuer account")) != WD_OK)
         return st;
-    if ((n_pub && !pub_allow) || (n_sub && !sub_allow))
+    if (!spec || (spec->n_pub && !spec->pub_allow) || (spec->n_sub && !spec->sub_allow))
         return WD_ERR(WD_ERR_INVALID, "natsjwt: missing permission list");
-    json_t *p = perm(pub_allow, n_pub), *s = perm(sub_allow, n_sub);
+    if (spec->expires < 0)
+        return WD_ERR(WD_ERR_INVALID, "natsjwt: negative expiry");
+    json_t *p = perm(spec->pub_allow, spec->n_pub), *s = perm(spec->sub_allow, spec->n_sub);
     if (!p || !s) {
         json_decref(p);
         json_decref(s);
@@ -224,14 +229,23 @@ static wd_status user_claims(const char *signer_seed, const char *issuer_account
                              "pub", p, "sub", s, "subs", -1, "data", -1, "payload", -1);
     if (nats && issuer_account)
         json_object_set_new(nats, "issuer_account", json_string(issuer_account));
-    return mint(signer_seed, user_pub, name, nats, out);
+    /* nats-io/jwt's ResponsePermission: max messages per request and a
+     * time.Duration in nanoseconds; 0 takes the server's default window. */
+    if (nats && spec->allow_responses)
+        json_object_set_new(nats, "resp", json_pack("{s:i, s:i}", "max", 1, "ttl", 0));
+    return mint(signer_seed, user_pub, spec->name, spec->expires, nats, out);
 }
 
 wd_status wd_natsjwt_user(const char *account_seed, const char *user_pub, const char *name,
                           const char *const *pub_allow, size_t n_pub, const char *const *sub_allow,
                           size_t n_sub, char **out)
 {
-    return user_claims(account_seed, NULL, user_pub, name, pub_allow, n_pub, sub_allow, n_sub, out);
+    wd_natsjwt_user_spec spec = {.name = name,
+                                 .pub_allow = pub_allow,
+                                 .n_pub = n_pub,
+                                 .sub_allow = sub_allow,
+                                 .n_sub = n_sub};
+    return wd_natsjwt_user_ex(account_seed, NULL, user_pub, &spec, out);
 }
 
 wd_status wd_natsjwt_user_by_signer(const char *signer_seed, const char *issuer_account,
@@ -243,35 +257,10 @@ wd_status wd_natsjwt_user_by_signer(const char *signer_seed, const char *issuer_
         *out = NULL;
         return WD_ERR(WD_ERR_INVALID, "natsjwt: issuer account required");
     }
-    return user_claims(signer_seed, issuer_account, user_pub, name, pub_allow, n_pub, sub_allow,
-                       n_sub, out);
-}
-
-wd_status wd_natsjwt_creds(const char *user_jwt, const char *user_seed, char **out)
-{
-    static const char FMT[] =
-        "-----BEGIN NATS USER JWT-----\n%s\n------END NATS USER JWT------\n\n"
-        "************************* IMPORTANT *************************\n"
-        "NKEY Seed printed below can be used to sign and prove identity.\n"
-        "NKEYs are sensitive and should be treated as secrets.\n\n"
-        "-----BEGIN USER NKEY SEED-----\n%s\n------END USER NKEY SEED------\n\n"
-        "*************************************************************\n";
-    wd_status st;
-    *out = NULL;
-    if (!user_jwt || !*user_jwt || strchr(user_jwt, '\n'))
-        return WD_ERR(WD_ERR_INVALID, "natsjwt: bad user JWT");
-    if ((st = want_type(user_seed, WD_NKEY_USER, "user seed")) != WD_OK)
-        return st;
-    int n = snprintf(NULL, 0, FMT, user_jwt, user_seed);
-    if (n < 0)
-        return WD_ERR(WD_ERR_INTERNAL, "natsjwt: creds formatting failed");
-    char *buf = malloc((size_t)n + 1);
-    if (!buf)
-        return WD_ERR(WD_ERR_NOMEM, "natsjwt: out of memory");
-    if (snprintf(buf, (size_t)n + 1, FMT, user_jwt, user_seed) != n) {
-        free(buf);
-        return WD_ERR(WD_ERR_INTERNAL, "natsjwt: creds formatting failed");
-    }
-    *out = buf;
-    return WD_OK;
+    wd_natsjwt_user_spec spec = {.name = name,
+                                 .pub_allow = pub_allow,
+                                 .n_pub = n_pub,
+                                 .sub_allow = sub_allow,
+                                 .n_sub = n_sub};
+    return wd_natsjwt_user_ex(signer_seed, issuer_account, user_pub, &spec, out);
 }

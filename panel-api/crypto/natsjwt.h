@@ -19,7 +19,9 @@
 #ifndef WD_NATSJWT_H
 #define WD_NATSJWT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "status.h"
 
@@ -57,9 +59,25 @@ wd_status wd_natsjwt_user_by_signer(const char *signer_seed, const char *issuer_
                                     const char *const *pub_allow, size_t n_pub,
                                     const char *const *sub_allow, size_t n_sub, char **out);
 
-/* The standard .creds text (user JWT and user seed between the BEGIN/END
- * markers nats.c, nats.go and the nats CLI parse). It holds the seed: write
- * it with mode 0600 and free it after wiping. */
-wd_status wd_natsjwt_creds(const char *user_jwt, const char *user_seed, char **out);
+/* Everything a user JWT can say, for wd_natsjwt_user_ex. */
+typedef struct {
+    const char *name;
+    const char *const *pub_allow; /* publish allow list; n_pub == 0: nothing */
+    size_t n_pub;
+    const char *const *sub_allow; /* subscribe allow list; n_sub == 0: nothing */
+    size_t n_sub;
+    /* May publish one reply to the reply subject of each request it
+     * receives, within nats-server's default window (2 minutes), on top of
+     * pub_allow: how a service answers requests without a publish
+     * permission on every requester's inbox. */
+    bool allow_responses;
+    int64_t expires; /* Unix seconds; 0 = does not expire */
+} wd_natsjwt_user_spec;
+
+/* A user JWT for user_pub from spec, signed by signer_seed: the account's
+ * own seed when issuer_account is NULL, else one of the signing keys the
+ * account issuer_account lists. */
+wd_status wd_natsjwt_user_ex(const char *signer_seed, const char *issuer_account,
+                             const char *user_pub, const wd_natsjwt_user_spec *spec, char **out);
 
 #endif

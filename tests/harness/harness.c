@@ -231,11 +231,28 @@ bool wd_h_nats_start(wd_h_nats *n)
         n->port = wd_h_free_port();
         snprintf(n->url, sizeof n->url, "nats://127.0.0.1:%d", n->port);
     }
-    char port[16], sd[600];
+    char port[16], sd[600], conf[600];
     snprintf(port, sizeof port, "%d", n->port);
     snprintf(sd, sizeof sd, "%s/js", n->dir);
     const char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", port, "-js", "-sd", sd, NULL};
-    n->pid = wd_h_spawn(argv, NULL, n->log);
+    const char *argv_conf[] = {"nats-server", "-c", conf, NULL};
+    if (n->auth_conf[0]) {
+        char *auth = NULL;
+        snprintf(conf, sizeof conf, "%s/nats.conf", n->dir);
+        if (wd_read_file(n->auth_conf, 1 << 20, &auth, NULL) != WD_OK)
+            return false;
+        FILE *f = fopen(conf, "w");
+        if (f == NULL) {
+            free(auth);
+            return false;
+        }
+        fprintf(f, "listen: \"127.0.0.1:%d\"\njetstream: { store_dir: \"%s\" }\n%s\n", n->port,
+                sd, auth);
+        free(auth);
+        if (fclose(f) != 0)
+            return false;
+    }
+    n->pid = wd_h_spawn(n->auth_conf[0] ? argv_conf : argv, NULL, n->log);
     if (n->pid < 0)
         return false;
     if (!wd_h_wait_port(n->port, 5000)) {

@@ -43,6 +43,9 @@ typedef struct {
     char url[64];
     char dir[512];
     char log[600];
+    /* Set before the first start to run in operator (JWT) mode: the
+     * auth.conf `warden-api nats init` wrote, pasted into the config. */
+    char auth_conf[600];
 } wd_h_nats;
 
 /* Starts nats-server with JetStream on a free loopback port, data in a temp

@@ -18,6 +18,13 @@ typedef struct {
     wd_api_cfg cfg;
     wd_api *api;
     int port;
+    /* Set before start: run NATS in operator mode with the chain from
+     * `warden-api nats init` (the real binary); the API gets api.creds and
+     * the signing key, so joining nodes get their own credentials. */
+    bool nats_auth;
+    char nats_dir[512];   /* the chain's directory */
+    char ops_creds[700];  /* creds for a test's own bus client */
+    char env_buf[3][700]; /* api.env's values the config points at */
 } wd_api_fx;
 
 /* Starts PostgreSQL (+ nats-server when with_nats) and the API. The fixture

@@ -1,12 +1,19 @@
 /* warden-api with a real PostgreSQL, nats-server and warden-agent: a node
  * is created over REST, the agent joins with the one-time token, shows up
  * online from its heartbeats, goes offline within 15 s of silence, comes
- * back at its next beat; a used token is refused. */
+ * back at its next beat; a used token is refused.
+ *
+ * NATS runs in operator mode with the chain `warden-api nats init` writes,
+ * as `make run` does: the agent joins through the token's throw-away NATS
+ * user, receives its own credentials, and nats-server holds it to its own
+ * subjects. */
 #include <jansson.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +21,8 @@
 #include "util.h"
 #include <libpq-fe.h>
 #include "bus.h"
+#include "subject.h"
+#include "warden/v1/node.pb-c.h"
 #include "warden/v1/console.pb-c.h"
 
 static wd_api_fx fx;
@@ -30,6 +39,7 @@ static int call(const char *method, const char *path, const char *body, json_t *
 
 static int suite_init(void)
 {
+    fx.nats_auth = true;
     if (!wd_api_fx_start(&fx, "api-fleet", true) ||
         wd_api_create_user(api, "root", "root@example.com", "admin", "root password 1", NULL, 0,
                            NULL) != WD_OK)
@@ -52,7 +62,7 @@ static int suite_clean(void)
 
 static pid_t start_agent(const char *data_dir, const char *token, const char *log)
 {
-    char d[600], n[120], j[200];
+    char d[600], n[120], j[2048];
     snprintf(d, sizeof d, "--data-dir=%s", data_dir);
     snprintf(n, sizeof n, "--nats-url=%s", nats.url);
     snprintf(j, sizeof j, "--join=%s", token ? token : "");
@@ -76,6 +86,82 @@ static bool node_online(const char *id, bool want, int timeout_ms)
         usleep(200000);
     }
     return false;
+}
+
+/* nats.c reports a refused subscription or publish asynchronously. */
+static atomic_int denied;
+static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *ud)
+{
+    if (err == NATS_NOT_PERMITTED)
+        atomic_fetch_add(&denied, 1);
+}
+
+/* With the node's own credentials: its subjects work, another node's do
+ * not, it cannot send commands to agents, and a hello for another node
+ * (whose server specs hold secrets) is refused. Without credentials the
+ * bus does not let anyone in. */
+static void check_node_confined(const char *data, const char *id)
+{
+    char creds[700], inbox[128], own[128];
+    snprintf(creds, sizeof creds, "%s/nats.creds", data);
+    snprintf(inbox, sizeof inbox, "_INBOX.%s", id);
+    snprintf(own, sizeof own, "warden.agent.%s.probe-test", id);
+
+    natsConnection *anon = NULL;
+    CU_ASSERT_NOT_EQUAL(natsConnection_ConnectTo(&anon, nats.url), NATS_OK);
+    natsConnection_Destroy(anon);
+
+    natsOptions *o = NULL;
+    natsConnection *nc = NULL;
+    natsOptions_Create(&o);
+    natsOptions_SetURL(o, nats.url);
+    natsOptions_SetUserCredentialsFromFiles(o, creds, NULL);
+    natsOptions_SetCustomInboxPrefix(o, inbox);
+    natsOptions_SetErrorHandler(o, on_async_error, NULL);
+    CU_ASSERT_EQUAL_FATAL(natsConnection_Connect(&nc, o), NATS_OK);
+    natsOptions_Destroy(o);
+
+    natsSubscription *mine = NULL, *theirs = NULL;
+    CU_ASSERT_EQUAL(natsConnection_SubscribeSync(&mine, nc, own), NATS_OK);
+    CU_ASSERT_EQUAL(natsConnection_Flush(nc), NATS_OK);
+    CU_ASSERT_EQUAL(atomic_load(&denied), 0);
+    CU_ASSERT_EQUAL(natsConnection_SubscribeSync(&theirs, nc, "warden.agent.someone-else.>"),
+                    NATS_OK);
+    natsConnection_Flush(nc);
+    CU_ASSERT(WD_H_WAIT(atomic_load(&denied) >= 1, 3000));
+    int before = atomic_load(&denied);
+    natsConnection_PublishString(nc, "warden.agent.someone-else.server.x.power", "forged");
+    natsConnection_Flush(nc);
+    CU_ASSERT(WD_H_WAIT(atomic_load(&denied) > before, 3000));
+    natsSubscription_Destroy(mine);
+    natsSubscription_Destroy(theirs);
+    natsConnection_Destroy(nc);
+
+    /* hello: for itself answered, for another node refused. */
+    wd_bus_cfg bc = wd_bus_cfg_defaults();
+    bc.servers = nats.url;
+    bc.creds_file = creds;
+    bc.inbox_prefix = inbox;
+    wd_bus *bus = NULL;
+    CU_ASSERT_EQUAL_FATAL(wd_bus_connect(&bus, &bc), WD_OK);
+    Warden__V1__DiscoveryHello h = WARDEN__V1__DISCOVERY_HELLO__INIT;
+    char other[WD_UUID_LEN + 1];
+    wd_uuid_new(other);
+    const char *ids[] = {id, other};
+    for (int i = 0; i < 2; i++) {
+        h.node_id = (char *)ids[i];
+        ProtobufCMessage *rep = NULL;
+        wd_status st = wd_bus_request(bus, WD_SUBJ_HELLO, &h.base,
+                                      &warden__v1__discovery_hello_reply__descriptor, 5000, NULL,
+                                      &rep);
+        CU_ASSERT_EQUAL(st, WD_OK);
+        if (rep) {
+            st = wd_status_check(((Warden__V1__DiscoveryHelloReply *)rep)->status);
+            CU_ASSERT_EQUAL(st, i == 0 ? WD_OK : WD_ERR_DENIED);
+            protobuf_c_message_free_unpacked(rep, NULL);
+        }
+    }
+    wd_bus_destroy(&bus);
 }
 
 static void test_join_and_liveness(void)
@@ -103,6 +189,20 @@ static void test_join_and_liveness(void)
     CU_ASSERT_EQUAL(wd_read_file(path, 256, &saved, NULL), WD_OK);
     CU_ASSERT(saved && strncmp(saved, id, 36) == 0);
     free(saved);
+    saved = NULL;
+    snprintf(path, sizeof path, "%s/node-name", data); /* kept across restarts */
+    CU_ASSERT_EQUAL(wd_read_file(path, 256, &saved, NULL), WD_OK);
+    CU_ASSERT(saved && strcmp(saved, "node-a\n") == 0);
+    free(saved);
+
+    /* Its own NATS user, private to it; the token's join user is gone. */
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/nats.creds", data);
+    CU_ASSERT(stat(path, &sb) == 0 && (sb.st_mode & 0777) == 0600);
+    snprintf(path, sizeof path, "%s/join.creds", data);
+    CU_ASSERT(access(path, F_OK) != 0);
+    CU_ASSERT_PTR_NOT_NULL(strchr(token, '.')); /* secret.seed.jwt */
+    check_node_confined(data, id);
 
     /* The token worked once. */
     char data2[600], log2[600];
@@ -271,6 +371,7 @@ static void test_server_lifecycle(void)
 
     wd_bus_cfg bc = wd_bus_cfg_defaults();
     bc.servers = nats.url;
+    bc.creds_file = fx.ops_creds;
     wd_bus *bus = NULL;
     CU_ASSERT_EQUAL_FATAL(wd_bus_connect(&bus, &bc), WD_OK);
     char csubj[128];

@@ -1,4 +1,4 @@
-/* Tests of panel-api/crypto/nkeys.c and natsjwt.c.
+/* Tests of bus/nkeys.c, panel-api/crypto/natsjwt.c and panel-api/api/natsauth.c.
  *
  * The unit cases pin the NKey encoding to vectors computed independently
  * (Python's base64.b32encode, binascii.crc_hqx and the cryptography
@@ -18,9 +18,16 @@
 
 #include <nats/nats.h>
 
+#include <jansson.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "base64.h"
 #include "harness.h"
+#include "natsauth.h"
 #include "natsjwt.h"
 #include "nkeys.h"
+#include "util.h"
 
 /* ---- NKey encoding --------------------------------------------------- */
 
@@ -170,9 +177,9 @@ static void test_jwt_shape(void)
                     WD_ERR_INVALID);
     CU_ASSERT_EQUAL(wd_natsjwt_account(VEC[1][1], VEC[1][2], "a", NULL, 0, &x), WD_ERR_INVALID);
     CU_ASSERT_EQUAL(wd_natsjwt_operator(VEC[1][1], "op", NULL, &x), WD_ERR_INVALID);
-    CU_ASSERT_EQUAL(wd_natsjwt_creds(jwt, VEC[1][1], &x), WD_ERR_INVALID);
+    CU_ASSERT_EQUAL(wd_nkey_creds(jwt, VEC[1][1], &x), WD_ERR_INVALID);
 
-    CU_ASSERT_EQUAL_FATAL(wd_natsjwt_creds(jwt, VEC[0][1], &creds), WD_OK);
+    CU_ASSERT_EQUAL_FATAL(wd_nkey_creds(jwt, VEC[0][1], &creds), WD_OK);
     char want[2048];
     snprintf(want, sizeof want,
              "-----BEGIN NATS USER JWT-----\n%s\n------END NATS USER JWT------\n\n"
@@ -239,7 +246,7 @@ static const char *mint_creds(const char *account_seed, const char *name, const 
         goto out;
     if (wd_natsjwt_user(account_seed, upub, name, pub, npub, sub, nsub, &jwt) != WD_OK)
         goto out;
-    if (wd_natsjwt_creds(jwt, seed, &creds) != WD_OK)
+    if (wd_nkey_creds(jwt, seed, &creds) != WD_OK)
         goto out;
     snprintf(path, pathlen, "%s/%s.creds", dir, name);
     if (write_file(path, creds))
@@ -465,7 +472,7 @@ static void test_rejected_chains(void)
     CU_ASSERT_EQUAL_FATAL(wd_nkey_generate(WD_NKEY_USER, seed, upub), WD_OK);
     CU_ASSERT_EQUAL_FATAL(wd_nkey_generate(WD_NKEY_USER, other_seed, other_pub), WD_OK);
     CU_ASSERT_EQUAL_FATAL(wd_natsjwt_user(acc_seed, upub, "x", ALL, 1, ALL, 1, &jwt), WD_OK);
-    CU_ASSERT_EQUAL_FATAL(wd_natsjwt_creds(jwt, other_seed, &creds), WD_OK);
+    CU_ASSERT_EQUAL_FATAL(wd_nkey_creds(jwt, other_seed, &creds), WD_OK);
     snprintf(path, sizeof path, "%s/mismatch.creds", dir);
     CU_ASSERT_FATAL(write_file(path, creds));
     s = connect_creds(path, &nc);
@@ -476,7 +483,7 @@ static void test_rejected_chains(void)
     creds = NULL;
 
     /* The genuine pair connects (the two failures above are not flukes). */
-    CU_ASSERT_EQUAL(wd_natsjwt_creds(jwt, seed, &creds), WD_OK);
+    CU_ASSERT_EQUAL(wd_nkey_creds(jwt, seed, &creds), WD_OK);
     CU_ASSERT_FATAL(write_file(path, creds));
     CU_ASSERT_EQUAL(connect_creds(path, &nc), NATS_OK);
     natsConnection_Destroy(nc);
@@ -494,7 +501,7 @@ static bool signer_creds(const char *signer_seed, const char *issuer, const char
     bool ok =
         wd_nkey_generate(WD_NKEY_USER, seed, upub) == WD_OK &&
         wd_natsjwt_user_by_signer(signer_seed, issuer, upub, name, pub, 1, sub, 1, &jwt) == WD_OK &&
-        wd_natsjwt_creds(jwt, seed, &creds) == WD_OK;
+        wd_nkey_creds(jwt, seed, &creds) == WD_OK;
     if (ok) {
         snprintf(path, pathlen, "%s/%s.creds", dir, name);
         ok = write_file(path, creds);
@@ -527,6 +534,237 @@ static void test_signing_key(void)
     natsConnection_Destroy(nc);
 }
 
+/* ---- natsauth: the chain `warden-api nats init` writes, and minting ---- */
+
+static char chain[512];
+static wd_h_nats secure;
+
+static int natsauth_init(void)
+{
+    const char *d = wd_h_tmpdir("natsauth");
+    if (!d)
+        return -1;
+    snprintf(chain, sizeof chain, "%s/chain", d);
+    if (wd_natsauth_init(chain, NULL) != WD_OK)
+        return -1;
+    snprintf(secure.auth_conf, sizeof secure.auth_conf, "%s/auth.conf", chain);
+    return wd_h_nats_start(&secure) ? 0 : -1;
+}
+
+static int natsauth_clean(void)
+{
+    wd_h_nats_stop(&secure);
+    return 0;
+}
+
+/* The settings api.env names, loaded. */
+static wd_natsauth *load_chain(void)
+{
+    char path[700], line[800], account[128] = "", key[700] = "";
+    snprintf(path, sizeof path, "%s/api.env", chain);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (strncmp(line, "WARDEN_NATS_ACCOUNT=", 20) == 0)
+            snprintf(account, sizeof account, "%.100s", line + 20);
+        if (strncmp(line, "WARDEN_NATS_SIGNING_KEY=", 24) == 0)
+            snprintf(key, sizeof key, "%.600s", line + 24);
+    }
+    if (f)
+        fclose(f);
+    wd_natsauth *na = NULL;
+    CU_ASSERT_EQUAL(wd_natsauth_load(account, key, &na), WD_OK);
+    return na;
+}
+
+/* The claims of a JWT, decoded. */
+static json_t *claims_of(const char *jwt)
+{
+    const char *p = strchr(jwt, '.'), *e = p ? strchr(p + 1, '.') : NULL;
+    uint8_t buf[4096];
+    size_t n = 0;
+    if (!e || wd_base64_url_decode(p + 1, (size_t)(e - p - 1), buf, sizeof buf, &n) != WD_OK)
+        return NULL;
+    return json_loadb((const char *)buf, n, 0, NULL);
+}
+
+static void test_init_files(void)
+{
+    static const struct {
+        const char *name;
+        unsigned mode;
+    } files[] = {{"operator.seed", 0600}, {"account.seed", 0600}, {"signing.seed", 0600},
+                 {"api.creds", 0600},     {"ops.creds", 0600},    {"api.env", 0600},
+                 {"auth.conf", 0644},     {"operator.jwt", 0644}};
+    char path[700];
+    struct stat sb;
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", chain, files[i].name);
+        CU_ASSERT(stat(path, &sb) == 0 && (sb.st_mode & 0777) == files[i].mode);
+    }
+    /* A second init never overwrites the chain. */
+    char *before = NULL, *after = NULL;
+    snprintf(path, sizeof path, "%s/signing.seed", chain);
+    CU_ASSERT_EQUAL(wd_read_file(path, 4096, &before, NULL), WD_OK);
+    CU_ASSERT_EQUAL(wd_natsauth_init(chain, NULL), WD_ERR_EXISTS);
+    CU_ASSERT_EQUAL(wd_read_file(path, 4096, &after, NULL), WD_OK);
+    CU_ASSERT(before && after && strcmp(before, after) == 0);
+    free(before);
+    free(after);
+}
+
+static void test_load_refuses(void)
+{
+    char path[700], key[700], bad[700];
+    wd_natsauth *na = NULL;
+    snprintf(key, sizeof key, "%s/signing.seed", chain);
+    /* Not an account key; a missing file; a file others can read; not a seed. */
+    CU_ASSERT_EQUAL(wd_natsauth_load(VEC[0][2], key, &na), WD_ERR_INVALID);
+    CU_ASSERT_EQUAL(wd_natsauth_load("", key, &na), WD_ERR_INVALID);
+    CU_ASSERT_EQUAL(wd_natsauth_load(VEC[1][2], "/nonexistent/seed", &na), WD_ERR_INVALID);
+    snprintf(bad, sizeof bad, "%s/open.seed", dir ? dir : chain);
+    snprintf(path, sizeof path, "%s\n", VEC[1][1]);
+    CU_ASSERT_FATAL(write_file(bad, path));
+    chmod(bad, 0644);
+    CU_ASSERT_EQUAL(wd_natsauth_load(VEC[1][2], bad, &na), WD_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(na);
+    CU_ASSERT_FATAL(write_file(bad, VEC[0][1])); /* a user seed */
+    chmod(bad, 0600);
+    CU_ASSERT_EQUAL(wd_natsauth_load(VEC[1][2], bad, &na), WD_ERR_INVALID);
+    CU_ASSERT_FATAL(write_file(bad, "not a seed at all\n"));
+    CU_ASSERT_EQUAL(wd_natsauth_load(VEC[1][2], bad, &na), WD_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(na);
+}
+
+/* Splits "secret.SEED.JWT"; writes the join user's creds to path. */
+static bool join_creds(const char *token, char *pub, const char **jwt_out, const char *path)
+{
+    const char *d1 = strchr(token, '.');
+    if (!d1 || strlen(d1 + 1) < WD_NKEY_SEED_LEN + 2 || d1[1 + WD_NKEY_SEED_LEN] != '.')
+        return false;
+    char seed[WD_NKEY_SEED_SIZE], *creds = NULL;
+    memcpy(seed, d1 + 1, WD_NKEY_SEED_LEN);
+    seed[WD_NKEY_SEED_LEN] = '\0';
+    const char *jwt = d1 + 2 + WD_NKEY_SEED_LEN;
+    bool ok = wd_nkey_public_from_seed(seed, pub) == WD_OK &&
+              wd_nkey_creds(jwt, seed, &creds) == WD_OK && write_file(path, creds);
+    free(creds);
+    *jwt_out = jwt;
+    return ok;
+}
+
+static void test_join_user(void)
+{
+    wd_natsauth *na = load_chain();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(na);
+    char *token = NULL, *x = (char *)1, pub[WD_NKEY_PUB_SIZE], path[700], inbox[128];
+    const char *jwt = NULL;
+    int64_t exp = (int64_t)time(NULL) + 3600;
+    CU_ASSERT_EQUAL(wd_natsauth_join_token(na, "wdj_a.b", exp, &x), WD_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(x);
+    CU_ASSERT_EQUAL_FATAL(wd_natsauth_join_token(na, "wdj_secret", exp, &token), WD_OK);
+    CU_ASSERT(strncmp(token, "wdj_secret.S", 12) == 0);
+    snprintf(path, sizeof path, "%s/join.creds", chain);
+    CU_ASSERT_FATAL(join_creds(token, pub, &jwt, path));
+
+    /* Its claims: publish the join subject, read its own inbox, expire. */
+    json_t *c = claims_of(jwt);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    snprintf(inbox, sizeof inbox, "_INBOX.%s.>", pub);
+    json_t *nats_claims = json_object_get(c, "nats");
+    CU_ASSERT_EQUAL(json_integer_value(json_object_get(c, "exp")), exp);
+    CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(c, "sub")), pub);
+    json_t *pa = json_object_get(json_object_get(nats_claims, "pub"), "allow");
+    json_t *sa = json_object_get(json_object_get(nats_claims, "sub"), "allow");
+    CU_ASSERT(json_array_size(pa) == 1 &&
+              strcmp(json_string_value(json_array_get(pa, 0)), "warden.discovery.join") == 0);
+    CU_ASSERT(json_array_size(sa) == 1 &&
+              strcmp(json_string_value(json_array_get(sa, 0)), inbox) == 0);
+    json_decref(c);
+
+    /* nats-server agrees: the join user gets in, may send a join, nothing else. */
+    snprintf(url, sizeof url, "%s", secure.url);
+    natsConnection *nc = NULL;
+    CU_ASSERT_EQUAL_FATAL(connect_creds(path, &nc), NATS_OK);
+    int before = atomic_load(&pub_denied);
+    CU_ASSERT_EQUAL(natsConnection_PublishString(nc, "warden.discovery.join", "x"), NATS_OK);
+    natsConnection_Flush(nc);
+    usleep(200000);
+    CU_ASSERT_EQUAL(atomic_load(&pub_denied), before);
+    natsConnection_PublishString(nc, "warden.discovery.hello", "x");
+    natsConnection_Flush(nc);
+    CU_ASSERT(WD_H_WAIT(atomic_load(&pub_denied) > before, 3000));
+    natsConnection_Destroy(nc);
+    nc = NULL;
+    free(token);
+    token = NULL;
+
+    /* An expired join user is refused at the door. */
+    CU_ASSERT_EQUAL_FATAL(
+        wd_natsauth_join_token(na, "wdj_old", (int64_t)time(NULL) - 60, &token), WD_OK);
+    CU_ASSERT_FATAL(join_creds(token, pub, &jwt, path));
+    CU_ASSERT_EQUAL(connect_creds(path, &nc), NATS_CONNECTION_AUTH_FAILED);
+    natsConnection_Destroy(nc);
+    free(token);
+    wd_natsauth_free(&na);
+}
+
+static void test_node_user(void)
+{
+    wd_natsauth *na = load_chain();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(na);
+    char *creds = (char *)1, path[700];
+    CU_ASSERT_EQUAL(wd_natsauth_node_creds(na, "a.b", &creds), WD_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(creds);
+    CU_ASSERT_EQUAL_FATAL(wd_natsauth_node_creds(na, "n7", &creds), WD_OK);
+    snprintf(path, sizeof path, "%s/n7.creds", chain);
+    CU_ASSERT_FATAL(write_file(path, creds));
+    free(creds);
+
+    snprintf(url, sizeof url, "%s", secure.url);
+    natsConnection *node = NULL, *api = NULL;
+    natsSubscription *sub = NULL, *svc = NULL;
+    natsMsg *m = NULL;
+    char api_creds[700];
+    snprintf(api_creds, sizeof api_creds, "%s/api.creds", chain);
+    CU_ASSERT_EQUAL_FATAL(connect_creds(path, &node), NATS_OK);
+    CU_ASSERT_EQUAL_FATAL(connect_creds(api_creds, &api), NATS_OK);
+
+    /* A request to the node is answered through allow_responses, though
+     * the node has no publish grant on the requester's inbox. */
+    CU_ASSERT_EQUAL(natsConnection_Subscribe(&svc, node, "warden.agent.n7.server.s.power",
+                                             reply_cb, NULL),
+                    NATS_OK);
+    natsConnection_Flush(node);
+    if (natsConnection_RequestString(&m, api, "warden.agent.n7.server.s.power", "go", 3000) ==
+        NATS_OK) {
+        CU_ASSERT_STRING_EQUAL(natsMsg_GetData(m), "pong");
+        natsMsg_Destroy(m);
+        m = NULL;
+    } else {
+        CU_FAIL("the node could not answer a request");
+    }
+    /* Its own heartbeats go out; another node's subjects are closed. */
+    CU_ASSERT_EQUAL(natsConnection_SubscribeSync(&sub, api, "warden.node.>"), NATS_OK);
+    natsConnection_Flush(api);
+    natsConnection_PublishString(node, "warden.node.n7.heartbeat", "beat");
+    natsConnection_PublishString(node, "warden.node.n8.heartbeat", "forged");
+    natsConnection_Flush(node);
+    if (natsSubscription_NextMsg(&m, sub, 3000) == NATS_OK) {
+        CU_ASSERT_STRING_EQUAL(natsMsg_GetSubject(m), "warden.node.n7.heartbeat");
+        natsMsg_Destroy(m);
+        m = NULL;
+    } else {
+        CU_FAIL("the node's heartbeat did not arrive");
+    }
+    CU_ASSERT_NOT_EQUAL(natsSubscription_NextMsg(&m, sub, 500), NATS_OK);
+    natsSubscription_Destroy(sub);
+    natsSubscription_Destroy(svc);
+    natsConnection_Destroy(node);
+    natsConnection_Destroy(api);
+    wd_natsauth_free(&na);
+}
+
 int main(void)
 {
     static const wd_h_case unit[] = {{"crc16", test_crc16},
@@ -541,6 +779,12 @@ int main(void)
                                              {"signing_key", test_signing_key},
                                              {NULL, NULL}};
     wd_h_suite("nkeys", NULL, NULL, unit);
+    static const wd_h_case natsauth_cases[] = {{"init_files", test_init_files},
+                                               {"load_refuses", test_load_refuses},
+                                               {"join_user", test_join_user},
+                                               {"node_user", test_node_user},
+                                               {NULL, NULL}};
     wd_h_suite("natsjwt_server", server_init, server_clean, server_cases);
+    wd_h_suite("natsauth", natsauth_init, natsauth_clean, natsauth_cases);
     return wd_h_run();
 }

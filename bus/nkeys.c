@@ -7,6 +7,8 @@
 #include "nkeys.h"
 
 #include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -265,4 +267,41 @@ out:
     EVP_MD_CTX_free(ctx);
     EVP_PKEY_free(key);
     return st;
+}
+
+static wd_status user_seed_ok(const char *seed)
+{
+    wd_nkey_type t;
+    if (!seed || wd_nkey_type_of(seed, &t) != WD_OK || t != WD_NKEY_USER || seed[0] != 'S')
+        return WD_ERR(WD_ERR_INVALID, "nkeys: not a user seed");
+    return WD_OK;
+}
+
+wd_status wd_nkey_creds(const char *user_jwt, const char *user_seed, char **out)
+{
+    static const char FMT[] =
+        "-----BEGIN NATS USER JWT-----\n%s\n------END NATS USER JWT------\n\n"
+        "************************* IMPORTANT *************************\n"
+        "NKEY Seed printed below can be used to sign and prove identity.\n"
+        "NKEYs are sensitive and should be treated as secrets.\n\n"
+        "-----BEGIN USER NKEY SEED-----\n%s\n------END USER NKEY SEED------\n\n"
+        "*************************************************************\n";
+    wd_status st;
+    *out = NULL;
+    if (!user_jwt || !*user_jwt || strchr(user_jwt, '\n'))
+        return WD_ERR(WD_ERR_INVALID, "nkeys: bad user JWT");
+    if ((st = user_seed_ok(user_seed)) != WD_OK)
+        return st;
+    int n = snprintf(NULL, 0, FMT, user_jwt, user_seed);
+    if (n < 0)
+        return WD_ERR(WD_ERR_INTERNAL, "nkeys: creds formatting failed");
+    char *buf = malloc((size_t)n + 1);
+    if (!buf)
+        return WD_ERR(WD_ERR_NOMEM, "nkeys: out of memory");
+    if (snprintf(buf, (size_t)n + 1, FMT, user_jwt, user_seed) != n) {
+        free(buf);
+        return WD_ERR(WD_ERR_INTERNAL, "nkeys: creds formatting failed");
+    }
+    *out = buf;
+    return WD_OK;
 }

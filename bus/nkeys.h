@@ -70,4 +70,9 @@ wd_status wd_nkey_sign(const char *seed, const void *data, size_t len,
 wd_status wd_nkey_verify(const char *pub, const void *data, size_t len,
                          const uint8_t sig[WD_NKEY_SIG_BYTES]);
 
+/* The standard .creds text (user JWT and user seed between the BEGIN/END
+ * markers nats.c, nats.go and the nats CLI parse). It holds the seed: write
+ * it with mode 0600 and wipe it before freeing. */
+wd_status wd_nkey_creds(const char *user_jwt, const char *user_seed, char **out);
+
 #endif
