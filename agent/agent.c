@@ -447,13 +447,13 @@ static wd_status join(wd_agent *ag, const char *secret, bool *got_creds)
 static wd_status join_with_token(wd_agent *ag, bool *got_creds)
 {
     join_token t;
-    char join_creds[1100] = "", inbox[WD_SUBJECT_MAX] = "";
+    char join_creds[1100] = "", inbox[WD_SUBJ_INBOX_SIZE] = "";
     char *text = NULL;
     wd_status st = parse_join_token(ag->cfg->join_token, &t);
     if (st == WD_OK && t.jwt) {
         snprintf(join_creds, sizeof join_creds, "%s/join.creds", ag->cfg->data_dir);
-        snprintf(inbox, sizeof inbox, "_INBOX.%s", t.pub);
-        if ((st = wd_nkey_creds(t.jwt, t.seed, &text)) == WD_OK) {
+        st = wd_subj_inbox_prefix(inbox, t.pub);
+        if (st == WD_OK && (st = wd_nkey_creds(t.jwt, t.seed, &text)) == WD_OK) {
             st = wd_write_file_atomic(join_creds, text, strlen(text), 0600);
             OPENSSL_cleanse(text, strlen(text));
             free(text);
@@ -485,12 +485,13 @@ wd_status wd_agent_start(wd_agent *ag)
         return st;
     /* As the node: its own credentials (flag, else the ones the panel gave
      * at join), replies in its own inboxes; never the join connection. */
-    char creds[1100], inbox[WD_SUBJECT_MAX];
+    char creds[1100], inbox[WD_SUBJ_INBOX_SIZE];
     const char *use = c->nats_creds && *c->nats_creds ? c->nats_creds : NULL;
     snprintf(creds, sizeof creds, "%s/nats.creds", c->data_dir);
     if (!use && access(creds, F_OK) == 0)
         use = creds;
-    snprintf(inbox, sizeof inbox, "_INBOX.%s", ag->node_id);
+    if ((st = wd_subj_inbox_prefix(inbox, ag->node_id)) != WD_OK)
+        return st;
     ag->restricted_bus = use != NULL;
     wd_bus_destroy(&ag->bus);
     if ((st = connect_bus(ag, use, inbox)) != WD_OK)

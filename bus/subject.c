@@ -2,8 +2,11 @@
 #include "subject.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 bool wd_subj_token_ok(const char *tok)
 {
@@ -109,5 +112,19 @@ wd_status wd_subj_parse_agent(const char *subject, char *node, size_t node_n, ch
         strcmp(kind, "server") != 0 || !take_token(&p, server, server_n) || !op_ok(p))
         return WD_ERR(WD_ERR_INVALID, "malformed agent subject: %s", subject);
     *op = p;
+    return WD_OK;
+}
+
+wd_status wd_subj_inbox_prefix(char out[WD_SUBJ_INBOX_SIZE], const char *identity)
+{
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    out[0] = '\0';
+    if (!identity || !*identity ||
+        EVP_Digest(identity, strlen(identity), md, &mdlen, EVP_sha256(), NULL) != 1)
+        return WD_ERR(WD_ERR_INVALID, "inbox prefix: bad identity");
+    memcpy(out, "_INBOX.", 7);
+    for (int i = 0; i < 12; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
     return WD_OK;
 }

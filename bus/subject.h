@@ -38,6 +38,14 @@ wd_status wd_subj_server_event(char *buf, size_t n, const char *server, const ch
 /* warden.node.<node>.heartbeat */
 wd_status wd_subj_node_heartbeat(char *buf, size_t n, const char *node);
 
+/* The reply inbox prefix of a NATS identity (a node id, a join user's
+ * public key): "_INBOX." and 24 hex digits of the SHA-256 of identity.
+ * Node users may subscribe only to their own "<prefix>.>". Kept to 31
+ * characters: nats.c 3.4 mishandles custom prefixes longer than 32
+ * (nats-io/nats.c#884), losing replies. */
+#define WD_SUBJ_INBOX_SIZE 32
+wd_status wd_subj_inbox_prefix(char out[WD_SUBJ_INBOX_SIZE], const char *identity);
+
 /* Parses a request subject of the agent's wildcard subscription. On success
  * node/server are copied out and *op points into subject (e.g.
  * "power", "console.in", "files.list"). WD_ERR_INVALID otherwise. */

@@ -256,15 +256,15 @@ static void handle_hello(fleet *f, natsMsg *m)
     wd_status st = WD_OK;
     PGconn *c = NULL;
     PGresult *res = NULL;
-    char inbox[WD_SUBJECT_MAX] = "";
-    if (h && h->node_id)
-        snprintf(inbox, sizeof inbox, "_INBOX.%s.", h->node_id);
+    char inbox[WD_SUBJ_INBOX_SIZE + 1] = "";
+    if (h && h->node_id && wd_subj_inbox_prefix(inbox, h->node_id) == WD_OK)
+        strcat(inbox, "."); /* 31 characters + "." fit */
     const char *reply_to = natsMsg_GetReply(m);
     if (h == NULL || !wd_uuid_valid(h->node_id)) {
         st = WD_ERR(WD_ERR_INVALID, "hello: malformed");
     } else if (api->nauth && (!reply_to || strncmp(reply_to, inbox, strlen(inbox)) != 0)) {
         /* With NATS credentials only the node itself can read replies in
-         * _INBOX.<node>.>: a hello naming another node (whose specs hold
+         * its inbox: a hello naming another node (whose specs hold
          * secret variables) would answer into an inbox its sender cannot
          * subscribe to; refuse it outright. */
         st = WD_ERR(WD_ERR_DENIED, "hello: the reply inbox is not the node's own");

@@ -101,11 +101,14 @@ wd_status wd_natsauth_join_token(const wd_natsauth *na, const char *secret, int6
     *out = NULL;
     if (!secret || !*secret || strchr(secret, '.'))
         return WD_ERR(WD_ERR_INVALID, "natsauth: bad join secret");
-    /* The agent's inbox prefix while joining is _INBOX.<its join user>. */
+    /* The agent's inbox prefix while joining derives from its join user. */
+    char prefix[WD_SUBJ_INBOX_SIZE];
     wd_status st = wd_nkey_generate(WD_NKEY_USER, seed, pub);
+    if (st == WD_OK)
+        st = wd_subj_inbox_prefix(prefix, pub);
     if (st != WD_OK)
         return st;
-    snprintf(inbox, sizeof inbox, "_INBOX.%s.>", pub);
+    snprintf(inbox, sizeof inbox, "%s.>", prefix);
     const char *pubs[] = {WD_SUBJ_JOIN}, *subs[] = {inbox};
     wd_natsjwt_user_spec spec = {.name = "join",
                                  .pub_allow = pubs,
@@ -134,7 +137,8 @@ static wd_status node_spec(const char *node, char buf[NODE_SUBJECTS][WD_SUBJECT_
                            const char *pubs[NODE_SUBJECTS], size_t *npub,
                            const char *subs[NODE_SUBJECTS], size_t *nsub)
 {
-    if (!wd_subj_token_ok(node))
+    char prefix[WD_SUBJ_INBOX_SIZE];
+    if (!wd_subj_token_ok(node) || wd_subj_inbox_prefix(prefix, node) != WD_OK)
         return WD_ERR(WD_ERR_INVALID, "natsauth: bad node id");
     int i = 0;
     size_t p = 0, s = 0;
@@ -151,7 +155,7 @@ static wd_status node_spec(const char *node, char buf[NODE_SUBJECTS][WD_SUBJECT_
     PUB("$JS.API.STREAM.INFO.*");
     SUB("warden.agent.%s.>", node);
     SUB("%s", WD_SUBJ_PROBE);
-    SUB("_INBOX.%s.>", node);
+    SUB("%s.>", prefix);
 #undef PUB
 #undef SUB
     *npub = p;

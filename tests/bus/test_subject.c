@@ -57,9 +57,29 @@ static void test_parse(void)
             WD_ERR_INVALID);
 }
 
+static void test_inbox_prefix(void)
+{
+    char a[WD_SUBJ_INBOX_SIZE], b[WD_SUBJ_INBOX_SIZE], again[WD_SUBJ_INBOX_SIZE];
+    CU_ASSERT_EQUAL(wd_subj_inbox_prefix(a, "0b6c3f1e-2d4a-4c8e-9f10-1234567890ab"), WD_OK);
+    CU_ASSERT_EQUAL(wd_subj_inbox_prefix(b, "0b6c3f1e-2d4a-4c8e-9f10-1234567890ac"), WD_OK);
+    CU_ASSERT_EQUAL(wd_subj_inbox_prefix(again, "0b6c3f1e-2d4a-4c8e-9f10-1234567890ab"), WD_OK);
+    /* Short enough for nats.c 3.4 (<= 32), one per identity, stable. */
+    CU_ASSERT_EQUAL(strlen(a), 31);
+    CU_ASSERT(strncmp(a, "_INBOX.", 7) == 0);
+    CU_ASSERT(wd_subj_token_ok(a + 7));
+    CU_ASSERT_STRING_NOT_EQUAL(a, b);
+    CU_ASSERT_STRING_EQUAL(a, again);
+    /* SHA-256("abc") starts ba7816bf8f01cfea414140de. */
+    CU_ASSERT_EQUAL(wd_subj_inbox_prefix(a, "abc"), WD_OK);
+    CU_ASSERT_STRING_EQUAL(a, "_INBOX.ba7816bf8f01cfea414140de");
+    CU_ASSERT_EQUAL(wd_subj_inbox_prefix(a, ""), WD_ERR_INVALID);
+    CU_ASSERT_EQUAL(wd_subj_inbox_prefix(a, NULL), WD_ERR_INVALID);
+}
+
 int main(void)
 {
     static const wd_h_case cases[] = {{"builders produce the documented shapes", test_build},
+                                      {"inbox prefixes: short, distinct, stable", test_inbox_prefix},
                                       {"builders refuse tokens that change the shape", test_refuse},
                                       {"agent subjects parse; malformed ones do not", test_parse},
                                       {NULL, NULL}};

@@ -102,9 +102,9 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
  * bus does not let anyone in. */
 static void check_node_confined(const char *data, const char *id)
 {
-    char creds[700], inbox[128], own[128];
+    char creds[700], inbox[WD_SUBJ_INBOX_SIZE], own[128];
     snprintf(creds, sizeof creds, "%s/nats.creds", data);
-    snprintf(inbox, sizeof inbox, "_INBOX.%s", id);
+    CU_ASSERT_EQUAL_FATAL(wd_subj_inbox_prefix(inbox, id), WD_OK);
     snprintf(own, sizeof own, "warden.agent.%s.probe-test", id);
 
     natsConnection *anon = NULL;

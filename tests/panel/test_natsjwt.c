@@ -27,6 +27,7 @@
 #include "natsauth.h"
 #include "natsjwt.h"
 #include "nkeys.h"
+#include "subject.h"
 #include "util.h"
 
 /* ---- NKey encoding --------------------------------------------------- */
@@ -670,7 +671,10 @@ static void test_join_user(void)
     /* Its claims: publish the join subject, read its own inbox, expire. */
     json_t *c = claims_of(jwt);
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
-    snprintf(inbox, sizeof inbox, "_INBOX.%s.>", pub);
+    char prefix[WD_SUBJ_INBOX_SIZE];
+    CU_ASSERT_EQUAL(wd_subj_inbox_prefix(prefix, pub), WD_OK);
+    CU_ASSERT_EQUAL(strlen(prefix), 31);
+    snprintf(inbox, sizeof inbox, "%s.>", prefix);
     json_t *nats_claims = json_object_get(c, "nats");
     CU_ASSERT_EQUAL(json_integer_value(json_object_get(c, "exp")), exp);
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(c, "sub")), pub);
