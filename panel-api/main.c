@@ -52,6 +52,13 @@ int main(int argc, char **argv)
          "public key of the WARDEN NATS account (mints node credentials at join)"},
         {"nats-signing-key", "WARDEN_NATS_SIGNING_KEY", WD_CFG_STR, NULL, 0, 0,
          &c.nats_signing_key, "file holding that account's signing key seed (signing.seed)"},
+        {"ws-key", "WARDEN_WS_KEY", WD_CFG_STR, NULL, 0, 0, &c.ws_key_file,
+         "EC P-256 key that signs gateway tokens (default DATA_DIR/ws.key, created with "
+         "ws.pub, the public half warden-ws verifies with)"},
+        {"ws-url", "WARDEN_WS_URL", WD_CFG_STR, "ws://127.0.0.1:8081/ws", 0, 0, &c.ws_url,
+         "the gateway's public WebSocket URL, handed to browsers"},
+        {"ws-token-ttl", "WARDEN_WS_TOKEN_TTL", WD_CFG_INT, "600", 30, 3600, &c.ws_token_ttl_s,
+         "gateway token lifetime, seconds"},
         {"dir", NULL, WD_CFG_STR, NULL, 0, 0, &nats_dir,
          "nats init: where to write the operator, keys, creds and auth.conf"},
         {"data-dir", "WARDEN_API_DATA_DIR", WD_CFG_STR, "/var/lib/warden-api", 0, 0,

@@ -6,12 +6,14 @@
 #   PostgreSQL                var/pg      (a private cluster, not the system one)
 #   warden-api                var/api     (first run: creates an admin and prints
 #                                          its one-time password)
+#   warden-ws                 (the WebSocket gateway; verifies tokens with var/api/ws.pub)
 #   warden-agent              var/agent
 # Ctrl-C stops the agent (and, here, its games), the API, PostgreSQL and NATS.
 #
 #   WARDEN_NATS_PORT   NATS client port (default 4222)
 #   WARDEN_PG_PORT     PostgreSQL port (default 5433)
 #   WARDEN_API_PORT    API port (default 8080)
+#   WARDEN_WS_PORT     gateway port (default 8081)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -19,6 +21,7 @@ BUILD=${BUILD:-build}
 PORT=${WARDEN_NATS_PORT:-4222}
 PG_PORT=${WARDEN_PG_PORT:-5433}
 API_PORT=${WARDEN_API_PORT:-8080}
+WS_PORT=${WARDEN_WS_PORT:-8081}
 PG_BIN=/usr/lib/postgresql/15/bin
 VAR="$ROOT/var"
 mkdir -p "$VAR/nats" "$VAR/agent" "$VAR/log" "$VAR/api"
@@ -26,7 +29,8 @@ BIN="$ROOT/$BUILD"
 NATS_URL="nats://127.0.0.1:$PORT"
 
 in_use() { (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null; }
-for p in "$PORT:WARDEN_NATS_PORT" "$PG_PORT:WARDEN_PG_PORT" "$API_PORT:WARDEN_API_PORT"; do
+for p in "$PORT:WARDEN_NATS_PORT" "$PG_PORT:WARDEN_PG_PORT" "$API_PORT:WARDEN_API_PORT" \
+         "$WS_PORT:WARDEN_WS_PORT"; do
   if in_use "${p%%:*}"; then
     echo "run: port ${p%%:*} is already in use (another 'make run'?). Stop it, or set ${p##*:}." >&2
     exit 1
@@ -44,6 +48,7 @@ cleanup() {
   echo
   echo "run: stopping (games are stopped too)..."
   [ -n "${agent_pid:-}" ] && kill -TERM "$agent_pid" 2>/dev/null && wait "$agent_pid" 2>/dev/null || true
+  [ -n "${ws_pid:-}" ] && kill -TERM "$ws_pid" 2>/dev/null && wait "$ws_pid" 2>/dev/null || true
   [ -n "${api_pid:-}" ] && kill -TERM "$api_pid" 2>/dev/null && wait "$api_pid" 2>/dev/null || true
   [ -n "${pg_pid:-}" ] && kill -INT "$pg_pid" 2>/dev/null && wait "$pg_pid" 2>/dev/null || true
   [ -n "${nats_pid:-}" ] && kill -INT "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null || true
@@ -63,6 +68,10 @@ if [ ! -s "$AUTH/auth.conf" ]; then
   fi
   "$BIN/panel-api/warden-api" nats init --dir "$AUTH" >>"$VAR/log/api.log" 2>&1 ||
     { echo "run: warden-api nats init failed; see var/log/api.log" >&2; exit 1; }
+fi
+if [ ! -s "$AUTH/ws.creds" ]; then
+  echo "run: var/nats-auth predates the WebSocket gateway; remove var (rm -rf var) and run again." >&2
+  exit 1
 fi
 env_of() { sed -n "s/^$1=//p" "$AUTH/api.env"; }
 {
@@ -108,12 +117,20 @@ if [ ! -e "$VAR/api/admin-created" ]; then
 fi
 "$BIN/panel-api/warden-api" --port "$API_PORT" --data-dir "$VAR/api" --nats-url "$NATS_URL" \
   --nats-creds "$(env_of WARDEN_NATS_CREDS)" --nats-account "$(env_of WARDEN_NATS_ACCOUNT)" \
-  --nats-signing-key "$(env_of WARDEN_NATS_SIGNING_KEY)" >>"$VAR/log/api.log" 2>&1 &
+  --nats-signing-key "$(env_of WARDEN_NATS_SIGNING_KEY)" \
+  --ws-url "ws://127.0.0.1:$WS_PORT/ws" >>"$VAR/log/api.log" 2>&1 &
 api_pid=$!
 for _ in $(seq 100); do
   in_use "$API_PORT" && break
   sleep 0.05
 done
+
+# The gateway: browsers' live console, stats and power buttons. It checks
+# the API's gateway tokens with the public half of var/api/ws.key.
+env -u WARDEN_NATS_CREDS "$BIN/panel-ws/warden-ws" --listen "127.0.0.1:$WS_PORT" \
+  --nats-url "$NATS_URL" --nats-creds "$AUTH/ws.creds" --token-pubkey "$VAR/api/ws.pub" \
+  >>"$VAR/log/ws.log" 2>&1 &
+ws_pid=$!
 
 # The local agent joins the panel as node "local" on the first run, with
 # ports 30000-30099 on 127.0.0.1 for its game servers.
@@ -147,6 +164,7 @@ fi
 cat <<MSG
 Warden is running.
   API      http://127.0.0.1:$API_PORT/api/v1/   (log: var/log/api.log)
+  gateway  ws://127.0.0.1:$WS_PORT/ws   (log: var/log/ws.log)
   NATS     $NATS_URL   (log: var/log/nats.log)
   Postgres 127.0.0.1:$PG_PORT   (log: var/log/postgres.log)
   agent    node $NODE   (log: var/log/agent.log)

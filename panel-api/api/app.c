@@ -2,6 +2,8 @@
  * the authorize hook that every route goes through, audit rows. */
 #include "app_int.h"
 #include "natsauth.h"
+#include "wstoken.h"
+#include "warden/v1/events.pb-c.h"
 #include "admin_routes.h"
 
 #include <errno.h>
@@ -9,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "base64.h"
 #include "log.h"
@@ -128,6 +133,74 @@ static wd_status load_secretbox(wd_api *api)
     if (st != WD_OK)
         return WD_ERR(st, "%s: %s", path, wd_err_msg());
     return WD_OK;
+}
+
+/* The gateway token key: DATA_DIR/ws.key unless given; created on first
+ * start together with ws.pub, the public half every warden-ws needs. */
+static wd_status load_ws_key(wd_api *api)
+{
+    char path[1100], pub_path[1100];
+    const char *dir = api->cfg.data_dir ? api->cfg.data_dir : ".";
+    if (api->cfg.ws_key_file && *api->cfg.ws_key_file)
+        snprintf(path, sizeof path, "%s", api->cfg.ws_key_file);
+    else
+        snprintf(path, sizeof path, "%s/ws.key", dir);
+    if (access(path, F_OK) != 0 && errno == ENOENT) {
+        char *priv = NULL, *pub = NULL;
+        wd_status st = wd_wstoken_keygen(&priv, &pub);
+        snprintf(pub_path, sizeof pub_path, "%s/ws.pub", dir);
+        if (st == WD_OK)
+            st = wd_write_file_atomic(path, priv, strlen(priv), 0600);
+        if (st == WD_OK)
+            st = wd_write_file_atomic(pub_path, pub, strlen(pub), 0644);
+        if (priv)
+            OPENSSL_cleanse(priv, strlen(priv));
+        free(priv);
+        free(pub);
+        if (st != WD_OK)
+            return st;
+        wd_info("created the gateway token key %s; give %s to every warden-ws "
+                "(--token-pubkey)", path, pub_path);
+    }
+    wd_status st = wd_wstoken_keys_load(&api->ws_keys, path, NULL);
+    return st == WD_OK ? WD_OK : WD_ERR(st, "gateway token key %s: %s", path, wd_err_msg());
+}
+
+static void announce(wd_api *api, Warden__V1__PanelEvent__Kind kind, const char *what,
+                     const char *user_id, const char *key, const char *value)
+{
+    if (!api->bus)
+        return;
+    Warden__V1__PanelEvent ev = WARDEN__V1__PANEL_EVENT__INIT;
+    Warden__V1__PanelEvent__DetailsEntry entry = WARDEN__V1__PANEL_EVENT__DETAILS_ENTRY__INIT;
+    Warden__V1__PanelEvent__DetailsEntry *entries[] = {&entry};
+    ev.kind = kind;
+    ev.actor = (char *)"warden-api";
+    ev.action = (char *)what;
+    ev.subject_id = (char *)user_id;
+    ev.time_unix_ms = wd_unix_ms();
+    if (value && *value) {
+        entry.key = (char *)key;
+        entry.value = (char *)value;
+        ev.details = entries;
+        ev.n_details = 1;
+    }
+    char subj[128];
+    snprintf(subj, sizeof subj, "warden.panel.events.%s", what);
+    if (wd_bus_publish(api->bus, subj, &ev.base, NULL) != WD_OK)
+        wd_warn("announcing %s for user %s: %s", what, user_id, wd_err_msg());
+}
+
+void wd_api_announce_revoked(wd_api *api, const char *user_id, const char *sid)
+{
+    announce(api, WARDEN__V1__PANEL_EVENT__KIND__SESSION_REVOKED, "session.revoked", user_id,
+             "sid", sid);
+}
+
+void wd_api_announce_subuser_removed(wd_api *api, const char *user_id, const char *server_id)
+{
+    announce(api, WARDEN__V1__PANEL_EVENT__KIND__SUBUSER_REMOVED, "subuser.removed", user_id,
+             "server_id", server_id);
 }
 
 wd_status wd_api_issue_access(wd_api *api, const char *user_id, const char *role,
@@ -327,10 +400,36 @@ static bool authenticate(wd_api *api, wd_http_req *r, wd_principal *p)
     return true;
 }
 
-wd_status wd_api_server_access(wd_api *api, wd_http_req *r, const char *server_id,
-                               const char *perm)
+/* What the caller holds on one server: the role, ownership, a subuser's
+ * grants and an API key's scopes, from one query. */
+typedef struct {
+    bool admin, owner;
+    char grants_text[2048];
+    const char *grants[64];
+    size_t n;
+    char scopes_text[512];
+    const char *scopes[64];
+    size_t ns;
+    bool restricted; /* the key's scopes name server permissions */
+    char node_id[40];
+} access_ctx;
+
+static size_t split_words(char *text, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (char *g = text, *next; g && *g && n < max; g = next) {
+        next = strchr(g, ' ');
+        if (next)
+            *next++ = '\0';
+        out[n++] = g;
+    }
+    return n;
+}
+
+static wd_status load_access(wd_api *api, wd_http_req *r, const char *server_id, access_ctx *a)
 {
     const wd_principal *p = wd_api_principal(r);
+    memset(a, 0, sizeof *a);
     if (!wd_uuid_valid(server_id))
         return WD_ERR(WD_ERR_INVALID, "server id must be a UUID");
     PGconn *c = NULL;
@@ -342,60 +441,72 @@ wd_status wd_api_server_access(wd_api *api, wd_http_req *r, const char *server_i
     st = wd_db_exec(c,
                     "SELECT s.owner_id = $2, "
                     "(SELECT array_to_string(permissions, ' ') FROM subusers "
-                    " WHERE server_id = s.id AND user_id = $2) FROM servers s WHERE s.id = $1",
+                    " WHERE server_id = s.id AND user_id = $2), s.node_id "
+                    "FROM servers s WHERE s.id = $1",
                     2, params, &res);
     wd_db_release(api->db, c);
     if (st != WD_OK) {
         PQclear(res);
         return st;
     }
-    bool admin = strcmp(p->role, "admin") == 0;
+    a->admin = strcmp(p->role, "admin") == 0;
     bool exists = PQntuples(res) == 1;
-    bool owner = exists && *PQgetvalue(res, 0, 0) == 't';
+    a->owner = exists && *PQgetvalue(res, 0, 0) == 't';
     bool subuser = exists && !PQgetisnull(res, 0, 1);
-    if (!exists || !(admin || owner || subuser)) {
+    if (!exists || !(a->admin || a->owner || subuser)) {
         PQclear(res);
         /* Servers you cannot see do not exist, as far as you can tell. */
         return WD_ERR(WD_ERR_NOT_FOUND, "server %s not found", server_id);
     }
+    snprintf(a->node_id, sizeof a->node_id, "%s", PQgetvalue(res, 0, 2));
+    if (subuser) {
+        snprintf(a->grants_text, sizeof a->grants_text, "%s", PQgetvalue(res, 0, 1));
+        a->n = split_words(a->grants_text, a->grants, 64);
+    }
+    PQclear(res);
     /* An API key whose scopes name server permissions may use only those,
      * whatever its owner could do. */
-    if (perm && p->key_id[0] && p->scopes[0]) {
-        char scopes_text[512];
-        snprintf(scopes_text, sizeof scopes_text, "%s", p->scopes);
-        const char *scopes[64];
-        size_t ns = 0;
-        bool restricted = false;
-        for (char *g = scopes_text, *next; g && *g && ns < 64; g = next) {
-            next = strchr(g, ' ');
-            if (next)
-                *next++ = '\0';
-            scopes[ns++] = g;
-            restricted |= wd_perm_valid(g);
-        }
-        if (restricted && !wd_perm_granted(scopes, ns, perm)) {
-            PQclear(res);
-            return WD_ERR(WD_ERR_DENIED, "this API key's scopes do not include %s", perm);
-        }
+    if (p->key_id[0] && p->scopes[0]) {
+        snprintf(a->scopes_text, sizeof a->scopes_text, "%s", p->scopes);
+        a->ns = split_words(a->scopes_text, a->scopes, 64);
+        for (size_t i = 0; i < a->ns; i++)
+            a->restricted |= wd_perm_valid(a->scopes[i]);
     }
-    if (admin || owner || perm == NULL) {
-        PQclear(res);
+    return WD_OK;
+}
+
+/* WD_OK when the context grants perm, else WD_ERR_DENIED saying why. */
+static wd_status access_allows(const access_ctx *a, const char *perm)
+{
+    if (a->restricted && !wd_perm_granted(a->scopes, a->ns, perm))
+        return WD_ERR(WD_ERR_DENIED, "this API key's scopes do not include %s", perm);
+    if (a->admin || a->owner || wd_perm_granted(a->grants, a->n, perm))
         return WD_OK;
-    }
-    /* Subuser: the grants are space-separated permission strings. */
-    char grants_text[2048];
-    snprintf(grants_text, sizeof grants_text, "%s", PQgetvalue(res, 0, 1));
-    PQclear(res);
-    const char *grants[64];
-    size_t n = 0;
-    for (char *g = grants_text, *next; g && *g && n < 64; g = next) {
-        next = strchr(g, ' ');
-        if (next)
-            *next++ = '\0';
-        grants[n++] = g;
-    }
-    if (!wd_perm_granted(grants, n, perm))
-        return WD_ERR(WD_ERR_DENIED, "you need the %s permission on this server", perm);
+    return WD_ERR(WD_ERR_DENIED, "you need the %s permission on this server", perm);
+}
+
+wd_status wd_api_server_access(wd_api *api, wd_http_req *r, const char *server_id,
+                               const char *perm)
+{
+    access_ctx a;
+    wd_status st = load_access(api, r, server_id, &a);
+    if (st != WD_OK || perm == NULL)
+        return st;
+    return access_allows(&a, perm);
+}
+
+wd_status wd_api_server_perms(wd_api *api, wd_http_req *r, const char *server_id,
+                              const char **perms, size_t cap, size_t *n, char node_id[40])
+{
+    access_ctx a;
+    *n = 0;
+    wd_status st = load_access(api, r, server_id, &a);
+    if (st != WD_OK)
+        return st;
+    snprintf(node_id, 40, "%s", a.node_id);
+    for (const wd_perm_info *pi = wd_perm_all(); pi->name && *n < cap; pi++)
+        if (access_allows(&a, pi->name) == WD_OK)
+            perms[(*n)++] = pi->name;
     return WD_OK;
 }
 
@@ -586,6 +697,7 @@ wd_status wd_api_create(wd_api **out, const wd_api_cfg *cfg)
     dc.conninfo = cfg->database_url;
     dc.size = (int)(cfg->db_pool > 0 ? cfg->db_pool : 8);
     if ((st = load_jwt_keys(api)) != WD_OK || (st = load_secretbox(api)) != WD_OK ||
+        (st = load_ws_key(api)) != WD_OK ||
         (st = wd_db_create(&api->db, &dc)) != WD_OK ||
         (st = wd_limiter_create(&api->api_limit, (double)(cfg->api_rate > 0 ? cfg->api_rate : 50),
                                 (double)(cfg->api_burst > 0 ? cfg->api_burst : 100), 65536)) !=
@@ -683,5 +795,6 @@ void wd_api_destroy(wd_api **pa)
     wd_metrics_destroy(&api->metrics);
     wd_secretbox_destroy(&api->box);
     wd_natsauth_free(&api->nauth);
+    wd_wstoken_keys_destroy(&api->ws_keys);
     free(api);
 }

@@ -23,6 +23,9 @@ typedef struct {
     char *nats_creds;    /* the API's own NATS .creds (NULL: none) */
     char *nats_account;  /* with nats_signing_key: mint node credentials */
     char *nats_signing_key; /* file holding the account signing key seed */
+    char *ws_key_file;   /* gateway token key (EC P-256 PEM); default DATA_DIR/ws.key */
+    char *ws_url;        /* the gateway's public URL, e.g. wss://panel.example/ws */
+    long ws_token_ttl_s; /* gateway token lifetime */
     char *data_dir;      /* keys live here unless given explicitly */
     char *jwt_key_file;  /* "kid:base64secret" lines; created if missing */
     char *issuer;        /* JWT iss and aud */
@@ -115,6 +118,7 @@ void wd_servers_install(wd_http_req *r, void *ud);
 void wd_servers_power(wd_http_req *r, void *ud);
 void wd_servers_command(wd_http_req *r, void *ud);
 void wd_servers_resources(wd_http_req *r, void *ud);
+void wd_servers_websocket(wd_http_req *r, void *ud);
 
 /* Route handlers (templates.c). */
 void wd_templates_list(wd_http_req *r, void *ud);

@@ -29,6 +29,7 @@ struct wd_api {
     wd_secretbox *box; /* secrets at rest (secret variables, TOTP seeds) */
     struct stats_cache *stats;
     struct wd_natsauth *nauth; /* NULL: the bus is open (no credentials minted) */
+    struct wd_wstoken_keys *ws_keys; /* signs gateway tokens (panel-ws/token.h) */
 };
 
 /* Latest ServerStats per server, from the bus (fleet.c). Copies the packed
@@ -42,6 +43,20 @@ bool wd_fleet_latest_stats(wd_api *api, const char *server_id, uint8_t *buf, siz
  * any access). */
 wd_status wd_api_server_access(wd_api *api, wd_http_req *r, const char *server_id,
                                const char *perm);
+
+/* Every server permission the caller holds on server_id (static strings
+ * from the catalogue, at most cap), and the node the server is on. Errors
+ * as wd_api_server_access. */
+wd_status wd_api_server_perms(wd_api *api, wd_http_req *r, const char *server_id,
+                              const char **perms, size_t cap, size_t *n, char node_id[40]);
+
+/* Tells every component on the bus that a user's session(s) ended
+ * (sid NULL: all of them) or that a user lost access to a server:
+ * PanelEvent SESSION_REVOKED / SUBUSER_REMOVED on warden.panel.events.*,
+ * which the gateway acts on at once (closing affected sockets). Best
+ * effort: without a bus it does nothing. */
+void wd_api_announce_revoked(wd_api *api, const char *user_id, const char *sid);
+void wd_api_announce_subuser_removed(wd_api *api, const char *user_id, const char *server_id);
 
 wd_status wd_fleet_start(wd_api *api);
 void wd_fleet_stop(wd_api *api);

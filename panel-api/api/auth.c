@@ -397,6 +397,7 @@ void wd_auth_refresh(wd_http_req *r, void *ud)
         wd_log_set_trace(wd_http_request_id(r));
         wd_warn("refresh token reuse for user %s: session %s revoked", PQgetvalue(res, 0, 6),
                 PQgetvalue(res, 0, 3));
+        wd_api_announce_revoked(api, PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 3));
         fail = "this refresh token was already used: the session is revoked, log in again";
         code = "token_reused";
     } else if (strcmp(PQgetvalue(res, 0, 2), "t") == 0) {
@@ -450,8 +451,10 @@ void wd_auth_logout(wd_http_req *r, void *ud)
                               "revoked_reason = 'logout' WHERE id = $1 AND user_id = $2 "
                               "AND revoked_at IS NULL",
                               2, params, NULL);
-    if (st == WD_OK)
+    if (st == WD_OK) {
         wd_api_audit(api, c, r, "auth.logout", "session", p->sid, NULL);
+        wd_api_announce_revoked(api, p->user_id, p->sid);
+    }
     wd_api_db_release(api, c);
     if (st != WD_OK)
         wd_http_reply_status(r, st);
@@ -873,6 +876,8 @@ void wd_account_password_change(wd_http_req *r, void *ud)
         wd_api_audit(api, c, r, "auth.password_change", "user", p->user_id,
                      json_pack("{s:I}", "sessions_revoked", (json_int_t)affected(res)));
         st = wd_db_commit(c);
+        if (st == WD_OK)
+            wd_api_announce_revoked(api, p->user_id, NULL);
     }
     PQclear(res);
     if (st != WD_OK) {

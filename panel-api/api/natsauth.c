@@ -288,6 +288,34 @@ wd_status wd_natsauth_init(const char *dir, FILE *report)
                         "ops tooling (wardenctl --nats-creds)")) != WD_OK)
         goto out;
 
+    /* The gateway (warden-ws): watches servers' events and panel events,
+     * sends console lines and power actions to agents, reads console and
+     * state history from JetStream; replies only into its own inbox
+     * prefix (wd_subj_inbox_prefix("warden-ws")), so it cannot read the
+     * replies others get (a joining node's credentials, say). */
+    char ws_inbox[WD_SUBJ_INBOX_SIZE + 2];
+    if ((st = wd_subj_inbox_prefix(ws_inbox, "warden-ws")) != WD_OK)
+        goto out;
+    strcat(ws_inbox, ".>");
+    const char *ws_pub[] = {"warden.agent.*.server.*.power",
+                            "warden.agent.*.server.*.console.in",
+                            "$JS.API.INFO",
+                            "$JS.API.STREAM.NAMES",
+                            "$JS.API.STREAM.INFO.WARDEN_CONSOLE",
+                            "$JS.API.STREAM.MSG.GET.WARDEN_CONSOLE",
+                            "$JS.API.STREAM.MSG.GET.WARDEN_EVENTS",
+                            "$JS.API.CONSUMER.CREATE.WARDEN_CONSOLE",
+                            "$JS.API.CONSUMER.CREATE.WARDEN_CONSOLE.>",
+                            "$JS.API.CONSUMER.INFO.WARDEN_CONSOLE.>",
+                            "$JS.API.CONSUMER.DELETE.WARDEN_CONSOLE.>",
+                            "$JS.ACK.WARDEN_CONSOLE.>",
+                            "$JS.FC.WARDEN_CONSOLE.>"};
+    const char *ws_sub[] = {"warden.server.>", "warden.panel.events.>", ws_inbox};
+    if ((st = put_creds(&na, abs, "ws.creds", "warden-ws", ws_pub,
+                        sizeof ws_pub / sizeof ws_pub[0], ws_sub, 3, report,
+                        "warden-ws's NATS user (every gateway instance)")) != WD_OK)
+        goto out;
+
     if (asprintf(&text,
                  "WARDEN_NATS_CREDS=%s/api.creds\n"
                  "WARDEN_NATS_ACCOUNT=%s\n"

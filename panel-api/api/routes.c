@@ -63,6 +63,7 @@ static const wd_route routes[] = {
     {"POST", "/api/v1/servers/{id}/power", "user", wd_servers_power},
     {"POST", "/api/v1/servers/{id}/command", "control.console", wd_servers_command},
     {"GET", "/api/v1/servers/{id}/resources", "server", wd_servers_resources},
+    {"GET", "/api/v1/servers/{id}/websocket", "websocket.connect", wd_servers_websocket},
     {"GET", "/api/v1/servers/{id}/startup", "startup.read", wd_servers_startup_get},
     {"PATCH", "/api/v1/servers/{id}/startup", "startup.update", wd_servers_startup_update},
     {"GET", "/api/v1/templates", "user", wd_templates_list},

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app_int.h"
+#include "wstoken.h"
 #include "input.h"
 #include "log.h"
 #include "perms.h"
@@ -669,6 +671,50 @@ void wd_servers_resources(wd_http_req *r, void *ud)
                           "age_ms", (json_int_t)age);
     protobuf_c_message_free_unpacked(&s->base, NULL);
     wd_http_reply_json(r, 200, j);
+}
+
+/* A short-lived gateway token for this user and server, carrying exactly
+ * the permissions the caller holds on it (docs/websocket.md). */
+void wd_servers_websocket(wd_http_req *r, void *ud)
+{
+    wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    const wd_principal *p = wd_api_principal(r);
+    const char *perms[WD_WSTOKEN_MAX_PERMS];
+    size_t n = 0;
+    char node[40];
+    wd_status st = wd_api_server_perms(api, r, id, perms, WD_WSTOKEN_MAX_PERMS, &n, node);
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    wd_wstoken_claims c;
+    memset(&c, 0, sizeof c);
+    snprintf(c.sub, sizeof c.sub, "%s", p->user_id);
+    snprintf(c.sid, sizeof c.sid, "%s", p->sid);
+    snprintf(c.srv, sizeof c.srv, "%s", id);
+    snprintf(c.node, sizeof c.node, "%s", node);
+    for (size_t i = 0; i < n; i++)
+        snprintf(c.perms[c.nperms++], WD_WSTOKEN_PERM_MAX, "%s", perms[i]);
+    c.iat = (int64_t)time(NULL);
+    long ttl = api->cfg.ws_token_ttl_s > 0 ? api->cfg.ws_token_ttl_s : WD_WSTOKEN_TTL_DEFAULT;
+    c.exp = c.iat + ttl;
+    char *token = NULL;
+    if ((st = wd_wstoken_issue(api->ws_keys, &c, &token)) != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
+    const char *base = api->cfg.ws_url && *api->cfg.ws_url ? api->cfg.ws_url
+                                                             : "ws://127.0.0.1:8081/ws";
+    char url[600];
+    snprintf(url, sizeof url, "%s%s%s", base, base[strlen(base) - 1] == '/' ? "" : "/", id);
+    json_t *granted = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(granted, json_string(perms[i]));
+    wd_http_reply_json(r, 200,
+                       json_pack("{s:s, s:s, s:I, s:o}", "token", token, "url", url,
+                                 "expires_at", (json_int_t)c.exp, "permissions", granted));
+    free(token);
 }
 
 void wd_servers_delete(wd_http_req *r, void *ud)

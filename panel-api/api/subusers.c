@@ -219,9 +219,13 @@ void wd_subusers_update(wd_http_req *r, void *ud)
                               3, params, &res);
     if (st == WD_OK && PQntuples(res) == 0)
         st = WD_ERR(WD_ERR_NOT_FOUND, "user %s is not a subuser of this server", user);
-    if (st == WD_OK)
+    if (st == WD_OK) {
         wd_audit_server(api, c, r, "server.subuser.update", "user", user, server_id,
                         json_pack("{s:O}", "permissions", perms));
+        /* Open sockets carry the old permissions: they close, and the
+         * browser reconnects with a token that has the new ones. */
+        wd_api_announce_subuser_removed(api, user, server_id);
+    }
     wd_api_db_release(api, c);
     if (st == WD_OK)
         wd_http_reply_json(r, 200, sub_json(res, 0));
@@ -249,8 +253,10 @@ void wd_subusers_delete(wd_http_req *r, void *ud)
                               2, params, &res);
     if (st == WD_OK && PQntuples(res) == 0)
         st = WD_ERR(WD_ERR_NOT_FOUND, "user %s is not a subuser of this server", user);
-    if (st == WD_OK)
+    if (st == WD_OK) {
         wd_audit_server(api, c, r, "server.subuser.delete", "user", user, server_id, NULL);
+        wd_api_announce_subuser_removed(api, user, server_id);
+    }
     wd_api_db_release(api, c);
     PQclear(res);
     if (st == WD_OK)

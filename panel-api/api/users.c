@@ -219,6 +219,8 @@ void wd_users_update(wd_http_req *r, void *ud)
     if (st == WD_OK) {
         wd_api_audit(api, c, r, "user.update", "user", id, json_deep_copy(in));
         st = wd_db_commit(c);
+        if (st == WD_OK && dis && json_is_true(dis))
+            wd_api_announce_revoked(api, id, NULL);
     }
     if (st != WD_OK) {
         wd_db_rollback(c);
@@ -270,6 +272,8 @@ void wd_users_delete(wd_http_req *r, void *ud)
         wd_api_audit(api, c, r, "user.delete", "user", id,
                      json_pack("{s:s}", "username", PQgetvalue(res, 0, 0)));
         st = wd_db_commit(c);
+        if (st == WD_OK)
+            wd_api_announce_revoked(api, id, NULL);
     }
     if (st != WD_OK) {
         wd_db_rollback(c);

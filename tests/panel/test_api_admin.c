@@ -9,8 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api_fixture.h"
+#include "bus.h"
+#include "perms.h"
+#include "warden/v1/events.pb-c.h"
+#include "wstoken.h"
 #include <libpq-fe.h>
 
 static wd_api_fx fx;
@@ -69,7 +74,7 @@ static char *login(const char *user, const char *password)
 
 static int suite_init(void)
 {
-    if (!wd_api_fx_start(&fx, "api-admin", false))
+    if (!wd_api_fx_start(&fx, "api-admin", true))
         return 1;
     struct {
         const char *name, *role;
@@ -531,6 +536,126 @@ static void test_audit(void)
     CU_ASSERT_EQUAL(call_nobody("GET", url, dave, NULL), 404);
 }
 
+/* ---- gateway tokens and revocation announcements ------------------------ */
+
+/* The next PanelEvent on sub, decoded (NULL after timeout_ms). */
+static Warden__V1__PanelEvent *next_event(natsSubscription *sub, int timeout_ms)
+{
+    natsMsg *m = NULL;
+    if (natsSubscription_NextMsg(&m, sub, timeout_ms) != NATS_OK)
+        return NULL;
+    Warden__V1__PanelEvent *e = (Warden__V1__PanelEvent *)wd_bus_decode(
+        &warden__v1__panel_event__descriptor, m);
+    natsMsg_Destroy(m);
+    return e;
+}
+
+static const char *detail(const Warden__V1__PanelEvent *e, const char *key)
+{
+    for (size_t i = 0; i < e->n_details; i++)
+        if (strcmp(e->details[i]->key, key) == 0)
+            return e->details[i]->value;
+    return NULL;
+}
+
+/* GET .../websocket as token; verifies the answer with the API's public key. */
+static bool ws_token(const char *token, wd_wstoken_claims *c)
+{
+    char url[256], pub[700];
+    json_t *j = NULL;
+    snprintf(url, sizeof url, "/api/v1/servers/%s/websocket", server_id);
+    int st = call("GET", url, token, NULL, &j);
+    CU_ASSERT_EQUAL(st, 200);
+    if (st != 200) {
+        json_decref(j);
+        return false;
+    }
+    CU_ASSERT(strstr(str(j, "url"), server_id) != NULL);
+    CU_ASSERT(json_integer_value(json_object_get(j, "expires_at")) > (json_int_t)time(NULL));
+    snprintf(pub, sizeof pub, "%s/ws.pub", fx.cfg.data_dir);
+    wd_wstoken_keys *keys = NULL;
+    CU_ASSERT_EQUAL_FATAL(wd_wstoken_keys_load(&keys, NULL, pub), WD_OK);
+    wd_status vst = wd_wstoken_verify(keys, str(j, "token"), time(NULL), c);
+    CU_ASSERT_EQUAL(vst, WD_OK);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "permissions")), c->nperms);
+    wd_wstoken_keys_destroy(&keys);
+    json_decref(j);
+    return vst == WD_OK;
+}
+
+static void test_websocket_tokens(void)
+{
+    wd_bus_cfg bc = wd_bus_cfg_defaults();
+    bc.servers = fx.nats.url;
+    wd_bus *bus = NULL;
+    natsSubscription *sub = NULL;
+    CU_ASSERT_EQUAL_FATAL(wd_bus_connect(&bus, &bc), WD_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        natsConnection_SubscribeSync(&sub, wd_bus_nats(bus), "warden.panel.events.>"), NATS_OK);
+    natsConnection_Flush(wd_bus_nats(bus));
+
+    /* The owner's token carries every server permission. */
+    wd_wstoken_claims c;
+    size_t all = 0;
+    for (const wd_perm_info *pi = wd_perm_all(); pi->name; pi++)
+        all++;
+    if (ws_token(bob, &c)) {
+        CU_ASSERT_STRING_EQUAL(c.sub, bob_id);
+        CU_ASSERT_STRING_EQUAL(c.srv, server_id);
+        CU_ASSERT_EQUAL(c.nperms, all);
+        CU_ASSERT(wd_wstoken_allows(&c, "control.console"));
+    }
+    /* A subuser's (erin, from the subusers case) carries exactly the
+     * grants; without websocket.connect: 403. */
+    char url[256], wurl[256], suburl[300];
+    snprintf(url, sizeof url, "/api/v1/servers/%s/users", server_id);
+    snprintf(wurl, sizeof wurl, "/api/v1/servers/%s/websocket", server_id);
+    snprintf(suburl, sizeof suburl, "%s/%s", url, erin_id);
+    CU_ASSERT_EQUAL(call_nobody("PATCH", suburl, bob,
+                                "{\"permissions\":[\"websocket.connect\",\"control.console\"]}"),
+                    200);
+    if (ws_token(erin, &c)) {
+        CU_ASSERT_STRING_EQUAL(c.sub, erin_id);
+        CU_ASSERT_EQUAL(c.nperms, 2);
+        CU_ASSERT(wd_wstoken_allows(&c, "control.console"));
+        CU_ASSERT_FALSE(wd_wstoken_allows(&c, "control.start"));
+    }
+    CU_ASSERT_EQUAL(call_nobody("PATCH", suburl, bob, "{\"permissions\":[\"control.console\"]}"),
+                    200);
+    CU_ASSERT_EQUAL(call_nobody("GET", wurl, erin, NULL), 403);
+    CU_ASSERT_EQUAL(call_nobody("GET", wurl, dave, NULL), 404);
+
+    /* Each change was announced: sockets with the old grants close. */
+    for (int k = 0; k < 3; k++) {
+        if (k == 2)
+            CU_ASSERT_EQUAL(call_nobody("DELETE", suburl, bob, NULL), 204);
+        Warden__V1__PanelEvent *e = next_event(sub, 3000);
+        CU_ASSERT_PTR_NOT_NULL(e);
+        if (e) {
+            CU_ASSERT_EQUAL(e->kind, WARDEN__V1__PANEL_EVENT__KIND__SUBUSER_REMOVED);
+            CU_ASSERT_STRING_EQUAL(e->subject_id, erin_id);
+            CU_ASSERT(detail(e, "server_id") && strcmp(detail(e, "server_id"), server_id) == 0);
+            protobuf_c_message_free_unpacked(&e->base, NULL);
+        }
+    }
+
+    /* Logging out announces the session's end. */
+    char *t = login("erin", "password 1234");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+    CU_ASSERT_EQUAL(call_nobody("POST", "/api/v1/auth/logout", t, NULL), 204);
+    Warden__V1__PanelEvent *e = next_event(sub, 3000);
+    CU_ASSERT_PTR_NOT_NULL(e);
+    if (e) {
+        CU_ASSERT_EQUAL(e->kind, WARDEN__V1__PANEL_EVENT__KIND__SESSION_REVOKED);
+        CU_ASSERT_STRING_EQUAL(e->subject_id, erin_id);
+        CU_ASSERT(detail(e, "sid") && *detail(e, "sid"));
+        protobuf_c_message_free_unpacked(&e->base, NULL);
+    }
+    free(t);
+    natsSubscription_Destroy(sub);
+    wd_bus_destroy(&bus);
+}
+
 int main(void)
 {
     static const wd_h_case cases[] = {
@@ -538,6 +663,8 @@ int main(void)
         {"users: admins list, create, read, update, disable and delete", test_users},
         {"subusers: grant only what you hold; invisible servers are 404", test_subusers},
         {"audit: filters, paging newest first, a server's activity", test_audit},
+        {"gateway tokens carry the caller's permissions; revocations are announced",
+         test_websocket_tokens},
         {NULL, NULL}};
     wd_h_suite("api-admin", suite_init, suite_clean, cases);
     return wd_h_run();

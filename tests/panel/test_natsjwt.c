@@ -595,7 +595,8 @@ static void test_init_files(void)
         const char *name;
         unsigned mode;
     } files[] = {{"operator.seed", 0600}, {"account.seed", 0600}, {"signing.seed", 0600},
-                 {"api.creds", 0600},     {"ops.creds", 0600},    {"api.env", 0600},
+                 {"api.creds", 0600},     {"ops.creds", 0600},    {"ws.creds", 0600},
+                 {"api.env", 0600},
                  {"auth.conf", 0644},     {"operator.jwt", 0644}};
     char path[700];
     struct stat sb;
