@@ -23,6 +23,7 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 
+#include "jwtclaims.h"
 #include "util.h"
 
 #define KID_LEN 16
@@ -406,48 +407,6 @@ out:
     return ok;
 }
 
-static bool get_str(json_t *o, const char *name, char *dst, size_t cap, bool required)
-{
-    json_t *v = json_object_get(o, name);
-    dst[0] = '\0';
-    if (!v)
-        return !required;
-    if (!json_is_string(v) || json_string_length(v) >= cap ||
-        strlen(json_string_value(v)) != json_string_length(v))
-        return false;
-    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
-    return !required || dst[0];
-}
-
-static bool get_time(json_t *o, const char *name, int64_t *dst)
-{
-    json_t *v = json_object_get(o, name);
-    *dst = 0;
-    if (!v)
-        return true;
-    if (!json_is_integer(v) || json_integer_value(v) <= 0)
-        return false;
-    *dst = json_integer_value(v);
-    return true;
-}
-
-/* aud may be a string or an array of strings (RFC 7519 section 4.1.3). */
-static bool aud_matches(json_t *aud, const char *want)
-{
-    if (json_is_string(aud))
-        return strcmp(json_string_value(aud), want) == 0;
-    if (json_is_array(aud)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(aud, i, e)
-        {
-            if (json_is_string(e) && strcmp(json_string_value(e), want) == 0)
-                return true;
-        }
-    }
-    return false;
-}
-
 wd_status wd_wstoken_verify(const wd_wstoken_keys *ks, const char *token, time_t now,
                             wd_wstoken_claims *claims)
 {
@@ -466,9 +425,8 @@ wd_status wd_wstoken_verify(const wd_wstoken_keys *ks, const char *token, time_t
     size_t len = strnlen(token, WD_WSTOKEN_MAX + 1);
     if (len > WD_WSTOKEN_MAX)
         return DENY("invalid token: longer than %d bytes", WD_WSTOKEN_MAX);
-    const char *d1 = memchr(token, '.', len);
-    const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
-    if (!d1 || !d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)))
+    const char *d1, *d2;
+    if (!wd_jwt_split(token, len, &d1, &d2))
         return DENY("invalid token: not three dot-separated parts");
 
     /* 2. Header, by us, before any key or libjwt is involved. */
@@ -476,18 +434,10 @@ wd_status wd_wstoken_verify(const wd_wstoken_keys *ks, const char *token, time_t
         st = DENY("invalid token: malformed header");
         goto out;
     }
-    json_t *alg = json_object_get(hdr, "alg"), *kid = json_object_get(hdr, "kid"),
-           *typ = json_object_get(hdr, "typ");
-    if (!json_is_string(alg) || strcmp(json_string_value(alg), "ES256") != 0) {
-        st = DENY("invalid token: algorithm must be ES256");
-        goto out;
-    }
-    if (typ && (!json_is_string(typ) || strcmp(json_string_value(typ), "JWT") != 0)) {
-        st = DENY("invalid token: typ is not JWT");
-        goto out;
-    }
-    if (json_object_get(hdr, "crit")) {
-        st = DENY("invalid token: unsupported critical header");
+    json_t *kid = json_object_get(hdr, "kid");
+    const char *problem = wd_jwt_header_problem(hdr, "ES256");
+    if (problem) {
+        st = DENY("%s", problem);
         goto out;
     }
     const pub_key *k = NULL;
@@ -521,12 +471,12 @@ wd_status wd_wstoken_verify(const wd_wstoken_keys *ks, const char *token, time_t
         st = DENY("invalid token: malformed payload");
         goto out;
     }
-    if (!get_str(pl, "sub", c->sub, sizeof c->sub, true) ||
-        !get_str(pl, "sid", c->sid, sizeof c->sid, false) ||
-        !get_str(pl, "srv", c->srv, sizeof c->srv, true) ||
-        !get_str(pl, "node", c->node, sizeof c->node, true) ||
-        !get_str(pl, "iss", c->iss, sizeof c->iss, false) || !get_time(pl, "iat", &c->iat) ||
-        !get_time(pl, "nbf", &c->nbf) || !get_time(pl, "exp", &c->exp) || !c->exp) {
+    if (!wd_claim_str(pl, "sub", c->sub, sizeof c->sub, true) ||
+        !wd_claim_str(pl, "sid", c->sid, sizeof c->sid, false) ||
+        !wd_claim_str(pl, "srv", c->srv, sizeof c->srv, true) ||
+        !wd_claim_str(pl, "node", c->node, sizeof c->node, true) ||
+        !wd_claim_str(pl, "iss", c->iss, sizeof c->iss, false) || !wd_claim_time(pl, "iat", &c->iat) ||
+        !wd_claim_time(pl, "nbf", &c->nbf) || !wd_claim_time(pl, "exp", &c->exp) || !c->exp) {
         st = DENY("invalid token: missing or malformed claim");
         goto out;
     }
@@ -553,7 +503,7 @@ wd_status wd_wstoken_verify(const wd_wstoken_keys *ks, const char *token, time_t
         st = DENY("invalid token: wrong issuer");
         goto out;
     }
-    if (!aud_matches(json_object_get(pl, "aud"), WD_WSTOKEN_AUD)) {
+    if (!wd_claim_aud_matches(json_object_get(pl, "aud"), WD_WSTOKEN_AUD)) {
         st = DENY("invalid token: wrong audience");
         goto out;
     }

@@ -27,6 +27,7 @@
 #include <openssl/hmac.h>
 
 #include "base64.h"
+#include "jwtclaims.h"
 
 typedef struct {
     char kid[WD_JWT_KID_MAX + 1];
@@ -244,48 +245,6 @@ static json_t *parse_part(const char *s, size_t len)
     return v;
 }
 
-/* Copies an optional string claim; false if present but not a fitting string. */
-static bool get_str(json_t *o, const char *name, char *dst, size_t cap)
-{
-    json_t *v = json_object_get(o, name);
-    dst[0] = '\0';
-    if (!v)
-        return true;
-    if (!json_is_string(v) || json_string_length(v) >= cap)
-        return false;
-    memcpy(dst, json_string_value(v), json_string_length(v) + 1);
-    return true;
-}
-
-static bool get_int(json_t *o, const char *name, int64_t *dst)
-{
-    json_t *v = json_object_get(o, name);
-    *dst = 0;
-    if (!v)
-        return true;
-    if (!json_is_integer(v) || json_integer_value(v) <= 0)
-        return false;
-    *dst = json_integer_value(v);
-    return true;
-}
-
-/* aud may be a string or an array of strings (RFC 7519 section 4.1.3). */
-static bool aud_matches(json_t *aud, const char *want)
-{
-    if (json_is_string(aud))
-        return strcmp(json_string_value(aud), want) == 0;
-    if (json_is_array(aud)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(aud, i, e)
-        {
-            if (json_is_string(e) && strcmp(json_string_value(e), want) == 0)
-                return true;
-        }
-    }
-    return false;
-}
-
 wd_status wd_jwt_verify(wd_jwt_keyring *kr, const char *token, time_t now, const char *expected_iss,
                         const char *expected_aud, wd_jwt_claims *claims)
 {
@@ -305,9 +264,8 @@ wd_status wd_jwt_verify(wd_jwt_keyring *kr, const char *token, time_t now, const
     size_t len = strnlen(token, WD_JWT_MAX_TOKEN + 1);
     if (len > WD_JWT_MAX_TOKEN)
         return DENY("invalid token: longer than %d bytes", WD_JWT_MAX_TOKEN);
-    const char *d1 = memchr(token, '.', len);
-    const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - token)) : NULL;
-    if (!d1 || !d2 || memchr(d2 + 1, '.', len - (size_t)(d2 + 1 - token)))
+    const char *d1, *d2;
+    if (!wd_jwt_split(token, len, &d1, &d2))
         return DENY("invalid token: not three dot-separated parts");
 
     /* 2. Header, parsed by us, before any key or libjwt is involved. */
@@ -316,19 +274,10 @@ wd_status wd_jwt_verify(wd_jwt_keyring *kr, const char *token, time_t now, const
         st = DENY("invalid token: malformed header");
         goto out;
     }
-    json_t *alg = json_object_get(hdr, "alg");
     json_t *kid = json_object_get(hdr, "kid");
-    json_t *typ = json_object_get(hdr, "typ");
-    if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256") != 0) {
-        st = DENY("invalid token: algorithm must be HS256");
-        goto out;
-    }
-    if (typ && (!json_is_string(typ) || strcmp(json_string_value(typ), "JWT") != 0)) {
-        st = DENY("invalid token: typ is not JWT");
-        goto out;
-    }
-    if (json_object_get(hdr, "crit")) {
-        st = DENY("invalid token: unsupported critical header");
+    const char *problem = wd_jwt_header_problem(hdr, "HS256");
+    if (problem) {
+        st = DENY("%s", problem);
         goto out;
     }
     if (!json_is_string(kid) || !kid_ok(json_string_value(kid))) {
@@ -378,12 +327,13 @@ wd_status wd_jwt_verify(wd_jwt_keyring *kr, const char *token, time_t now, const
         goto out;
     }
     json_t *aud = json_object_get(pl, "aud");
-    if (!get_str(pl, "sub", c.sub, sizeof c.sub) || !get_str(pl, "sid", c.sid, sizeof c.sid) ||
-        !get_str(pl, "role", c.role, sizeof c.role) ||
-        !get_str(pl, "scope", c.scope, sizeof c.scope) ||
-        !get_str(pl, "iss", c.iss, sizeof c.iss) || !get_int(pl, "iat", &c.iat) ||
-        !get_int(pl, "nbf", &c.nbf) || !get_int(pl, "exp", &c.exp) ||
-        (json_is_string(aud) && !get_str(pl, "aud", c.aud, sizeof c.aud))) {
+    if (!wd_claim_str(pl, "sub", c.sub, sizeof c.sub, false) ||
+        !wd_claim_str(pl, "sid", c.sid, sizeof c.sid, false) ||
+        !wd_claim_str(pl, "role", c.role, sizeof c.role, false) ||
+        !wd_claim_str(pl, "scope", c.scope, sizeof c.scope, false) ||
+        !wd_claim_str(pl, "iss", c.iss, sizeof c.iss, false) || !wd_claim_time(pl, "iat", &c.iat) ||
+        !wd_claim_time(pl, "nbf", &c.nbf) || !wd_claim_time(pl, "exp", &c.exp) ||
+        (json_is_string(aud) && !wd_claim_str(pl, "aud", c.aud, sizeof c.aud, false))) {
         st = DENY("invalid token: malformed claim");
         goto out;
     }
@@ -407,7 +357,7 @@ wd_status wd_jwt_verify(wd_jwt_keyring *kr, const char *token, time_t now, const
         st = DENY("invalid token: wrong issuer");
         goto out;
     }
-    if (expected_aud && !aud_matches(aud, expected_aud)) {
+    if (expected_aud && !wd_claim_aud_matches(aud, expected_aud)) {
         st = DENY("invalid token: wrong audience");
         goto out;
     }
