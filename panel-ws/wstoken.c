@@ -23,6 +23,7 @@
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 
+#include "base64.h"
 #include "jwtclaims.h"
 #include "util.h"
 
@@ -325,54 +326,11 @@ out:
 
 #define DENY(...) WD_ERR(WD_ERR_DENIED, __VA_ARGS__)
 
-static int b64url_val(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '-')
-        return 62;
-    if (ch == '_')
-        return 63;
-    return -1;
-}
-
-/* Strict unpadded base64url; false on any other character, a dangling
- * character or non-zero trailing bits. */
-static bool b64url_decode(const char *s, size_t len, unsigned char *out, size_t cap, size_t *n)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    if (len % 4 == 1)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_val((unsigned char)s[i]);
-        if (v < 0)
-            return false;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (o == cap)
-                return false;
-            out[o++] = (unsigned char)(acc >> bits);
-        }
-    }
-    if (bits && (acc & ((1u << bits) - 1)))
-        return false;
-    *n = o;
-    return true;
-}
-
 static json_t *parse_part(const char *s, size_t len)
 {
     unsigned char buf[PART_MAX];
     size_t n = 0;
-    if (!b64url_decode(s, len, buf, sizeof buf, &n))
+    if (wd_base64_url_decode(s, len, buf, sizeof buf, &n) != WD_OK)
         return NULL;
     json_error_t err;
     json_t *v = json_loadb((const char *)buf, n, JSON_REJECT_DUPLICATES, &err);
@@ -453,7 +411,8 @@ wd_status wd_wstoken_verify(const wd_wstoken_keys *ks, const char *token, time_t
     /* 3. Our own signature check. */
     unsigned char sig[80];
     size_t siglen = 0;
-    if (!b64url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), sig, sizeof sig, &siglen) ||
+    if (wd_base64_url_decode(d2 + 1, len - (size_t)(d2 + 1 - token), sig, sizeof sig,
+                             &siglen) != WD_OK ||
         siglen != 64 || !ecdsa_ok(k->pub, token, (size_t)(d2 - token), sig)) {
         st = DENY("invalid token: bad signature");
         goto out;

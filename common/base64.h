@@ -1,4 +1,4 @@
-/* Base64 for the crypto modules: the URL-safe alphabet without padding
+/* Base64 for the crypto code (API and gateway): the URL-safe alphabet without padding
  * (RFC 4648 section 5, used in JWTs, opaque tokens and sealed secrets) and
  * the standard alphabet with padding (operator key files).
  *
