@@ -182,6 +182,8 @@ wd_status wd_bus_connect(wd_bus **out, const wd_bus_cfg *cfg)
         s = natsOptions_SetClosedCB(b->opts, on_closed, b);
     if (s == NATS_OK && cfg->send_asap)
         s = natsOptions_SetSendAsap(b->opts, true);
+    if (s == NATS_OK && cfg->shared_delivery)
+        s = natsOptions_UseGlobalMessageDelivery(b->opts, true);
     if (s == NATS_OK && cfg->wait_for_server)
         s = natsOptions_SetRetryOnFailedConnect(b->opts, true, on_connected, b);
     if (s == NATS_OK && cfg->creds_file)

@@ -49,6 +49,10 @@ typedef struct {
     const char *tls_ca, *tls_cert, *tls_key;
     bool tls;                /* require TLS even without certificates */
     bool send_asap;          /* flush every publish at once (latency-critical) */
+    /* Deliver every subscription's messages from nats.c's shared pool of
+     * threads instead of one thread per subscription: for processes with
+     * many subscriptions (the gateway: one per watched server). */
+    bool shared_delivery;
     bool wait_for_server;    /* keep retrying the first connect in the background */
     int connect_timeout_ms;  /* default 2000 */
     int reconnect_min_ms;    /* back-off floor, default 250 */

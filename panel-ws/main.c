@@ -169,6 +169,11 @@ int main(int argc, char **argv)
     wd_subj_inbox_prefix(inbox, "warden-ws");
     bc.inbox_prefix = inbox;
     bc.send_asap = true;
+    /* One subscription per watched server: they share two delivery threads
+     * (each subscription stays on one, so its messages keep their order)
+     * instead of a thread each. */
+    bc.shared_delivery = true;
+    nats_SetMessageDeliveryPoolSize(2);
     bc.wait_for_server = true;
     if ((st = wd_bus_connect(&bus, &bc)) != WD_OK) {
         fprintf(stderr, "warden-ws: %s\n", wd_err_msg());
