@@ -22,6 +22,7 @@
 #include <libpq-fe.h>
 #include "bus.h"
 #include "subject.h"
+#include "ws_fixture.h"
 #include "warden/v1/node.pb-c.h"
 #include "warden/v1/console.pb-c.h"
 
@@ -311,6 +312,67 @@ static bool console_has(natsSubscription *sub, const char *text, int timeout_ms)
     return false;
 }
 
+/* A browser's path, through the real gateway with its own NATS user
+ * (ws.creds) and the API's gateway key: token from the API, history then
+ * live lines, a command and its effect; logging out closes the socket of
+ * that session at once, and only that one. */
+#pragma push_macro("nats")
+#pragma push_macro("port")
+#undef nats
+#undef port
+static void check_gateway(const char *sid)
+{
+    static wd_fx gfx; /* the gateway fixture only needs the NATS URL */
+    wd_gx g;
+    char creds[700], path[128], wspath[128];
+    snprintf(gfx.nats.url, sizeof gfx.nats.url, "%s", fx.nats.url);
+    snprintf(wd_gx_pub_path, sizeof wd_gx_pub_path, "%s/ws.pub", fx.cfg.data_dir);
+    snprintf(creds, sizeof creds, "--nats-creds=%s/ws.creds", fx.nats_dir);
+    const char *extra[] = {creds, NULL};
+    CU_ASSERT_FATAL(wd_gx_start(&g, &gfx, extra));
+    snprintf(path, sizeof path, "/api/v1/servers/%s/websocket", sid);
+    snprintf(wspath, sizeof wspath, "/ws/%s", sid);
+
+    json_t *j = NULL;
+    CU_ASSERT_EQUAL(call("GET", path, NULL, &j), 200);
+    wsc *c = wsc_connect(g.port, wspath, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    wsc_send_event(c, "auth", json_string_value(json_object_get(j, "token")));
+    json_decref(j);
+    CU_ASSERT_PTR_NOT_NULL(wsc_wait(c, "auth success", NULL, 5000));
+    CU_ASSERT_PTR_NOT_NULL(wsc_wait(c, "status", "running", 5000));
+    wsc_send_event(c, "send logs", NULL);
+    CU_ASSERT_PTR_NOT_NULL(wsc_wait(c, "console output", "hello-api", 5000));
+    wsc_send_event(c, "send command", "echo via-the-gateway");
+    CU_ASSERT_PTR_NOT_NULL(wsc_wait(c, "console output", "via-the-gateway", 5000));
+
+    /* A second session of the same user: its logout closes its socket. */
+    json_t *lj = NULL;
+    CU_ASSERT_EQUAL_FATAL(
+        call("POST", "/api/v1/auth/login",
+             "{\"username\":\"root\",\"password\":\"root password 1\"}", &lj),
+        200);
+    const char *t2 = json_string_value(json_object_get(lj, "access_token"));
+    CU_ASSERT_EQUAL(wd_api_fx_call(&fx, "GET", path, t2, NULL, &j, NULL), 200);
+    wsc *c2 = wsc_connect(g.port, wspath, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c2);
+    wsc_send_event(c2, "auth", json_string_value(json_object_get(j, "token")));
+    json_decref(j);
+    CU_ASSERT_PTR_NOT_NULL(wsc_wait(c2, "auth success", NULL, 5000));
+    int64_t t0 = wd_mono_ms();
+    CU_ASSERT_EQUAL(wd_api_fx_call(&fx, "POST", "/api/v1/auth/logout", t2, NULL, NULL, NULL), 204);
+    CU_ASSERT_EQUAL(wsc_wait_close(c2, 3000, NULL, 0), 4005);
+    CU_ASSERT(wd_mono_ms() - t0 < 1500);
+    json_decref(lj);
+    wsc_send_event(c, "send command", "echo still-here");
+    CU_ASSERT_PTR_NOT_NULL(wsc_wait(c, "console output", "still-here", 5000));
+    wsc_free(c2);
+    wsc_free(c);
+    CU_ASSERT(wd_gx_stop(&g));
+}
+#pragma pop_macro("port")
+#pragma pop_macro("nats")
+
 static void test_server_lifecycle(void)
 {
     json_t *j = NULL;
@@ -404,6 +466,7 @@ static void test_server_lifecycle(void)
             usleep(100000);
     }
     CU_ASSERT(have_stats);
+    check_gateway(sid);
 
     /* wardenctl's REST mode does the same from a shell. */
     {
