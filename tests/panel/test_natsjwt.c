@@ -271,7 +271,7 @@ static natsStatus connect_creds(const char *creds, natsConnection **nc)
     if (s == NATS_OK)
         s = natsOptions_SetAllowReconnect(o, false);
     if (s == NATS_OK)
-        s = natsOptions_SetTimeout(o, 3000);
+        s = natsOptions_SetTimeout(o, 10000); /* generous: sanitizers on a busy host */
     if (s == NATS_OK)
         s = natsConnection_Connect(nc, o);
     natsOptions_Destroy(o);
