@@ -59,6 +59,8 @@ int main(int argc, char **argv)
          "the gateway's public WebSocket URL, handed to browsers"},
         {"ws-token-ttl", "WARDEN_WS_TOKEN_TTL", WD_CFG_INT, "600", 30, 3600, &c.ws_token_ttl_s,
          "gateway token lifetime, seconds"},
+        {"web-dir", "WARDEN_WEB_DIR", WD_CFG_STR, NULL, 0, 0, &c.web_dir,
+         "the web panel's built files (web/dist), served at /"},
         {"dir", NULL, WD_CFG_STR, NULL, 0, 0, &nats_dir,
          "nats init: where to write the operator, keys, creds and auth.conf"},
         {"data-dir", "WARDEN_API_DATA_DIR", WD_CFG_STR, "/var/lib/warden-api", 0, 0,

@@ -756,6 +756,11 @@ wd_status wd_api_start(wd_api *api)
     hc.port = (int)api->cfg.port;
     hc.workers = (int)(api->cfg.workers > 0 ? api->cfg.workers : 16);
     hc.routes = wd_api_routes(&nroutes);
+    hc.static_dir = api->cfg.web_dir && *api->cfg.web_dir ? api->cfg.web_dir : NULL;
+    if (hc.static_dir && access(hc.static_dir, R_OK | X_OK) != 0)
+        wd_warn("--web-dir %s: %s: the web panel is not served (build it with make, or "
+                "npm run build in web/)",
+                hc.static_dir, strerror(errno));
     hc.nroutes = nroutes;
     hc.ud = api;
     hc.authorize = authorize;

@@ -26,6 +26,7 @@ typedef struct {
     char *ws_key_file;   /* gateway token key (EC P-256 PEM); default DATA_DIR/ws.key */
     char *ws_url;        /* the gateway's public URL, e.g. wss://panel.example/ws */
     long ws_token_ttl_s; /* gateway token lifetime */
+    char *web_dir;       /* the web panel's built files, served at / (NULL: none) */
     char *data_dir;      /* keys live here unless given explicitly */
     char *jwt_key_file;  /* "kid:base64secret" lines; created if missing */
     char *issuer;        /* JWT iss and aud */

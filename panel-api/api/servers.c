@@ -459,13 +459,38 @@ void wd_servers_list(wd_http_req *r, void *ud)
     wd_api_list(api, r, sql, 5, params, pg.page, pg.limit, server_json);
 }
 
+/* One server, with "permissions": what the caller may do on it (so a
+ * client can show what is possible, and why not, before trying). */
 void wd_servers_get(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
+    const char *id = wd_http_param(r, "id");
+    const char *perms[64];
+    size_t n = 0;
+    char node[40];
+    wd_status st = wd_api_server_perms(api, r, id, perms, 64, &n, node);
+    if (st != WD_OK) {
+        wd_http_reply_status(r, st);
+        return;
+    }
     PGconn *c = wd_api_db(api, r);
     if (c == NULL)
         return;
-    reply_server(r, c, wd_http_param(r, "id"), 200);
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    st = wd_db_exec(c, "SELECT " SERVER_COLS SERVER_FROM " WHERE s.id = $1", 1, params, &res);
+    if (st == WD_OK && PQntuples(res) == 0)
+        st = WD_ERR(WD_ERR_NOT_FOUND, "server %s not found", id);
+    if (st == WD_OK) {
+        json_t *j = server_json(res, 0), *granted = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(granted, json_string(perms[i]));
+        json_object_set_new(j, "permissions", granted);
+        wd_http_reply_json(r, 200, j);
+    } else {
+        wd_http_reply_status(r, st);
+    }
+    PQclear(res);
     wd_api_db_release(api, c);
 }
 

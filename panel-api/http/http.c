@@ -12,6 +12,8 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -20,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -425,6 +428,118 @@ static enum MHD_Result send_reply(wd_http_req *r)
     return ret;
 }
 
+/* ---- static files (the web panel) ------------------------------------ */
+
+static const char *mime_of(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {{".html", "text/html; charset=utf-8"},
+                 {".js", "text/javascript; charset=utf-8"},
+                 {".mjs", "text/javascript; charset=utf-8"},
+                 {".css", "text/css; charset=utf-8"},
+                 {".json", "application/json"},
+                 {".map", "application/json"},
+                 {".svg", "image/svg+xml"},
+                 {".png", "image/png"},
+                 {".ico", "image/x-icon"},
+                 {".webp", "image/webp"},
+                 {".woff2", "font/woff2"},
+                 {".woff", "font/woff"},
+                 {".txt", "text/plain; charset=utf-8"},
+                 {".webmanifest", "application/manifest+json"}};
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (dot && (!slash || dot > slash))
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+            if (strcmp(dot, types[i].ext) == 0)
+                return types[i].type;
+    return "application/octet-stream";
+}
+
+/* True for a URL path we may map into the static directory: absolute, no
+ * "..", "//", backslash, control character or hidden (dot) segment. */
+static bool static_path_ok(const char *p)
+{
+    if (p[0] != '/' || strlen(p) > 512)
+        return false;
+    for (const char *c = p; *c; c++) {
+        if ((unsigned char)*c < 0x20 || *c == 0x7f || *c == '\\')
+            return false;
+        if (*c == '/' && (c[1] == '/' || c[1] == '.'))
+            return false;
+    }
+    return true;
+}
+
+/* Opens dir + path as a regular file inside dir (symbolic links may not
+ * lead out of it); -1 when there is none. */
+static int open_static(const char *dir, const char *path, struct stat *sb)
+{
+    char full[1200], real[PATH_MAX], root[PATH_MAX];
+    if (snprintf(full, sizeof full, "%s%s", dir, path) >= (int)sizeof full ||
+        !realpath(dir, root) || !realpath(full, real))
+        return -1;
+    size_t n = strlen(root);
+    if (strncmp(real, root, n) != 0 || real[n] != '/')
+        return -1;
+    int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, sb) != 0 || !S_ISREG(sb->st_mode)) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Serves r from the static directory; false when it does not apply (the
+ * caller answers 404). Runs on the MHD thread: an open and a sendfile. */
+static bool serve_static(wd_http *h, wd_http_req *r, enum MHD_Result *ret)
+{
+    const char *dir = h->cfg.static_dir;
+    if (!dir || !*dir || (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) ||
+        strncmp(r->path, "/api/", 5) == 0 || !static_path_ok(r->path))
+        return false;
+    const char *path = strcmp(r->path, "/") == 0 ? "/index.html" : r->path;
+    struct stat sb;
+    int fd = open_static(dir, path, &sb);
+    const char *slash = strrchr(path, '/');
+    if (fd < 0 && !strchr(slash ? slash : path, '.')) { /* an app route */
+        path = "/index.html";
+        fd = open_static(dir, path, &sb);
+    }
+    if (fd < 0)
+        return false;
+    struct MHD_Response *resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+    if (resp == NULL) {
+        close(fd);
+        *ret = MHD_NO;
+        return true;
+    }
+    bool html = strcmp(path, "/index.html") == 0;
+    MHD_add_response_header(resp, "Content-Type", mime_of(path));
+    MHD_add_response_header(resp, "X-Request-Id", r->request_id);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+    /* Vite names assets by content hash: cache them for good; the page
+     * itself is checked every time so a new build is picked up. */
+    MHD_add_response_header(resp, "Cache-Control",
+                            strncmp(path, "/assets/", 8) == 0 ? "public, max-age=31536000, immutable"
+                                                              : "no-cache");
+    if (html) {
+        MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+        MHD_add_response_header(resp, "Content-Security-Policy",
+                                "default-src 'self'; connect-src 'self' ws: wss:; "
+                                "img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+                                "object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
+    }
+    r->replied = true;
+    r->status = 200;
+    *ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    return true;
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version,
                                  const char *upload_data, size_t *upload_data_size,
@@ -496,6 +611,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             wd_http_reply_error(r, 405, "method_not_allowed",
                                 "this path does not take that method", NULL);
         } else {
+            enum MHD_Result ret;
+            if (serve_static(h, r, &ret))
+                return ret;
             wd_http_reply_error(r, 404, "not_found", "no such endpoint", NULL);
         }
         return send_reply(r);

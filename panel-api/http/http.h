@@ -48,6 +48,11 @@ typedef struct {
     int idle_timeout_s;  /* default 30 */
     const wd_route *routes;
     size_t nroutes;
+    /* A directory of static files (the web panel's build) served for GET
+     * and HEAD requests no route matches, outside /api/: an existing file
+     * as itself, any other path without an extension as index.html (the
+     * single-page app routes it). NULL: none. */
+    const char *static_dir;
     void *ud; /* passed to handlers and hooks */
     /* Before a handler of a route (on the worker): return true to go on;
      * false after replying (401/403/429). NULL: everything allowed. */

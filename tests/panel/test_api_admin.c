@@ -614,6 +614,16 @@ static void test_websocket_tokens(void)
     CU_ASSERT_EQUAL(call_nobody("PATCH", suburl, bob,
                                 "{\"permissions\":[\"websocket.connect\",\"control.console\"]}"),
                     200);
+    /* The server itself says what the caller may do on it. */
+    char spath[128];
+    json_t *sj = NULL;
+    snprintf(spath, sizeof spath, "/api/v1/servers/%s", server_id);
+    CU_ASSERT_EQUAL(call("GET", spath, erin, NULL, &sj), 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(sj, "permissions")), 2);
+    json_decref(sj);
+    CU_ASSERT_EQUAL(call("GET", spath, bob, NULL, &sj), 200);
+    CU_ASSERT_EQUAL(json_array_size(json_object_get(sj, "permissions")), all);
+    json_decref(sj);
     if (ws_token(erin, &c)) {
         CU_ASSERT_STRING_EQUAL(c.sub, erin_id);
         CU_ASSERT_EQUAL(c.nperms, 2);

@@ -239,6 +239,67 @@ static void test_stop_with_inflight(void)
     srv = saved;
 }
 
+static void test_static_files(void)
+{
+    /* A web build: index.html, a hashed asset, a secret outside it and a
+     * symbolic link pointing there. */
+    const char *root = wd_h_tmpdir("static");
+    char dir[600], path[700];
+    snprintf(dir, sizeof dir, "%s/dist", root);
+    snprintf(path, sizeof path, "%s/assets", dir);
+    CU_ASSERT_EQUAL_FATAL(wd_mkdir_p(path, 0755), WD_OK);
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    CU_ASSERT_EQUAL(wd_write_file_atomic(path, "<html>panel</html>", 18, 0644), WD_OK);
+    snprintf(path, sizeof path, "%s/assets/app-1a2b.js", dir);
+    CU_ASSERT_EQUAL(wd_write_file_atomic(path, "console.log(1)", 14, 0644), WD_OK);
+    snprintf(path, sizeof path, "%s/secret.txt", root);
+    CU_ASSERT_EQUAL(wd_write_file_atomic(path, "top secret", 10, 0644), WD_OK);
+    char link[700];
+    snprintf(link, sizeof link, "%s/escape", dir);
+    CU_ASSERT_EQUAL(symlink(root, link), 0);
+
+    wd_http_cfg cfg = wd_http_cfg_defaults();
+    cfg.routes = routes;
+    cfg.nroutes = sizeof routes / sizeof routes[0];
+    cfg.static_dir = dir;
+    wd_http *h = NULL;
+    CU_ASSERT_EQUAL_FATAL(wd_http_start(&h, &cfg), WD_OK);
+    int port = wd_http_port(h);
+    char *hdr = NULL, *body = NULL;
+
+    CU_ASSERT_EQUAL(wd_h_http(port, "GET", "/", NULL, NULL, &hdr, &body), 200);
+    CU_ASSERT(body && strcmp(body, "<html>panel</html>") == 0);
+    CU_ASSERT(hdr && strcasestr(hdr, "content-security-policy: default-src 'self'"));
+    CU_ASSERT(hdr && strcasestr(hdr, "content-type: text/html"));
+    free(hdr);
+    free(body);
+    CU_ASSERT_EQUAL(wd_h_http(port, "GET", "/assets/app-1a2b.js", NULL, NULL, &hdr, &body), 200);
+    CU_ASSERT(body && strcmp(body, "console.log(1)") == 0);
+    CU_ASSERT(hdr && strcasestr(hdr, "content-type: text/javascript"));
+    CU_ASSERT(hdr && strcasestr(hdr, "immutable"));
+    free(hdr);
+    free(body);
+    /* An app route (no extension) is the app; a missing file is not. */
+    CU_ASSERT_EQUAL(wd_h_http(port, "GET", "/servers/42", NULL, NULL, NULL, &body), 200);
+    CU_ASSERT(body && strcmp(body, "<html>panel</html>") == 0);
+    free(body);
+    static const char *const refused[] = {"/missing.js", "/../secret.txt", "/assets/../../secret.txt",
+                                          "/escape/secret.txt", "/.hidden", "/assets//app-1a2b.js",
+                                          "/%2e%2e/secret.txt", "/api/v1/nothing"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        body = NULL;
+        int st = wd_h_http(port, "GET", refused[i], NULL, NULL, NULL, &body);
+        CU_ASSERT_EQUAL(st, 404);
+        CU_ASSERT(body && !strstr(body, "top secret") && strstr(body, "\"not_found\""));
+        if (st != 404)
+            fprintf(stderr, "static: %s answered %d\n", refused[i], st);
+        free(body);
+    }
+    /* Only GET and HEAD. */
+    CU_ASSERT_EQUAL(wd_h_http(port, "POST", "/index.html", NULL, "", NULL, NULL), 404);
+    wd_http_stop(&h);
+}
+
 int main(void)
 {
     static const wd_h_case cases[] = {
@@ -247,6 +308,8 @@ int main(void)
         {"handler errors map to statuses; authorize hook gives 401/403", test_handler_errors},
         {"blocking handlers never stall other requests", test_blocking_handlers},
         {"stopping with a request in flight answers it first", test_stop_with_inflight},
+        {"static files: the app, its assets, app routes; nothing outside the directory",
+         test_static_files},
         {NULL, NULL}};
     wd_h_suite("http", suite_init, suite_clean, cases);
     return wd_h_run();
