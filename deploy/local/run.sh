@@ -14,6 +14,9 @@
 #   WARDEN_PG_PORT     PostgreSQL port (default 5433)
 #   WARDEN_API_PORT    API port (default 8080)
 #   WARDEN_WS_PORT     gateway port (default 8081)
+#   WARDEN_GAME_PORTS  the local node's game ports (default 30000-30099)
+#   WARDEN_VAR         where everything lives (default ./var; the browser
+#                      tests use a temporary one)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -23,7 +26,9 @@ PG_PORT=${WARDEN_PG_PORT:-5433}
 API_PORT=${WARDEN_API_PORT:-8080}
 WS_PORT=${WARDEN_WS_PORT:-8081}
 PG_BIN=/usr/lib/postgresql/15/bin
-VAR="$ROOT/var"
+VAR=${WARDEN_VAR:-$ROOT/var}
+GAME_PORTS=${WARDEN_GAME_PORTS:-30000-30099}
+WEB_DIR="$ROOT/$BUILD/web"
 mkdir -p "$VAR/nats" "$VAR/agent" "$VAR/log" "$VAR/api"
 BIN="$ROOT/$BUILD"
 NATS_URL="nats://127.0.0.1:$PORT"
@@ -118,7 +123,7 @@ fi
 "$BIN/panel-api/warden-api" --port "$API_PORT" --data-dir "$VAR/api" --nats-url "$NATS_URL" \
   --nats-creds "$(env_of WARDEN_NATS_CREDS)" --nats-account "$(env_of WARDEN_NATS_ACCOUNT)" \
   --nats-signing-key "$(env_of WARDEN_NATS_SIGNING_KEY)" \
-  --ws-url "ws://127.0.0.1:$WS_PORT/ws" >>"$VAR/log/api.log" 2>&1 &
+  --ws-url "ws://127.0.0.1:$WS_PORT/ws" --web-dir "$WEB_DIR" >>"$VAR/log/api.log" 2>&1 &
 api_pid=$!
 for _ in $(seq 100); do
   in_use "$API_PORT" && break
@@ -128,18 +133,19 @@ done
 # The gateway: browsers' live console, stats and power buttons. It checks
 # the API's gateway tokens with the public half of var/api/ws.key.
 env -u WARDEN_NATS_CREDS "$BIN/panel-ws/warden-ws" --listen "127.0.0.1:$WS_PORT" \
+  --origins "http://127.0.0.1:$API_PORT,http://localhost:$API_PORT" \
   --nats-url "$NATS_URL" --nats-creds "$AUTH/ws.creds" --token-pubkey "$VAR/api/ws.pub" \
   >>"$VAR/log/ws.log" 2>&1 &
 ws_pid=$!
 
 # The local agent joins the panel as node "local" on the first run, with
-# ports 30000-30099 on 127.0.0.1 for its game servers.
+# ports $GAME_PORTS on 127.0.0.1 for its game servers.
 # (The token travels in the environment, not on the command line, where
 # every user of the host could read it in ps.)
 JOIN=""
 if [ ! -s "$VAR/agent/node-id" ]; then
   out=$("$BIN/panel-api/warden-api" node create --name local --fqdn 127.0.0.1 \
-        --ports 127.0.0.1:30000-30099 --data-dir "$VAR/api" --log-level warn \
+        --ports "127.0.0.1:$GAME_PORTS" --data-dir "$VAR/api" --log-level warn \
         --nats-account "$(env_of WARDEN_NATS_ACCOUNT)" \
         --nats-signing-key "$(env_of WARDEN_NATS_SIGNING_KEY)" 2>&1) ||
     { echo "$out" >&2; exit 1; }
@@ -163,6 +169,7 @@ fi
 
 cat <<MSG
 Warden is running.
+  panel    http://127.0.0.1:$API_PORT/   (the web panel: open it in a browser)
   API      http://127.0.0.1:$API_PORT/api/v1/   (log: var/log/api.log)
   gateway  ws://127.0.0.1:$WS_PORT/ws   (log: var/log/ws.log)
   NATS     $NATS_URL   (log: var/log/nats.log)

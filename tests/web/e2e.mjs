@@ -1,0 +1,173 @@
+// The web panel in a real browser (Debian's Chromium through
+// playwright-core) against the real stack tests/web/e2e.sh started:
+//
+//   admin, desktop: sign in, find the server, install, start, see the game's
+//   console, type a command and see the answer, stop, see "offline";
+//   a subuser without control.start, phone-sized: the start button is
+//   disabled (with its reason) and the API refuses the action anyway.
+//
+// Screenshots of the main pages go to ARTIFACT_DIR.
+//
+//   node e2e.mjs PANEL_URL ADMIN_PASSWORD ARTIFACT_DIR TEMPLATE_JSON
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+const [base, adminPassword, artifacts, templatePath] = process.argv.slice(2);
+const require = createRequire(path.join(process.env.WARDEN_NODE_MODULES || '.', 'x.js'));
+const { chromium } = require('playwright-core');
+
+const T = 30000; // generous: CI machines can be slow
+let step = 'setup';
+const fail = (why) => {
+  throw new Error(`${step}: ${why}`);
+};
+
+async function api(method, route, token, body) {
+  const res = await fetch(`${base}/api/v1${route}`, {
+    method,
+    headers: {
+      ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}),
+    },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, json: text ? JSON.parse(text) : null };
+}
+
+async function login(username, password) {
+  const r = await api('POST', '/auth/login', null, { username, password });
+  if (r.status !== 200) fail(`login ${username}: ${r.status} ${JSON.stringify(r.json)}`);
+  return r.json.access_token;
+}
+
+// Waits until the locator's text contains `text`.
+async function waitText(locator, text, what) {
+  const until = Date.now() + T;
+  let last = '';
+  while (Date.now() < until) {
+    last = (await locator.innerText().catch(() => '')) || '';
+    if (last.includes(text)) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  fail(`${what}: "${text}" never appeared (last: ${JSON.stringify(last.slice(-300))})`);
+}
+
+async function signIn(page, username, password) {
+  await page.goto(base + '/');
+  await page.getByTestId('login-username').fill(username);
+  await page.getByTestId('login-password').fill(password);
+  await page.getByTestId('login-submit').click();
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--no-sandbox', '--disable-dev-shm-usage'],
+});
+try {
+  // The data: a template and a server on the local node, through the API.
+  step = 'data';
+  const admin = await login('admin', adminPassword);
+  const nodes = await api('GET', '/nodes', admin);
+  const node = nodes.json?.data?.[0]?.id || fail('no node');
+  const tpl = await api('POST', '/templates', admin, readFileSync(templatePath, 'utf8'));
+  if (tpl.status !== 201) fail(`template: ${tpl.status}`);
+  const created = await api('POST', '/servers', admin, {
+    name: 'Browser game',
+    node_id: node,
+    template_id: tpl.json.id,
+    variables: { GREETING: 'hello-browser' },
+  });
+  if (created.status !== 201) fail(`server: ${created.status} ${JSON.stringify(created.json)}`);
+  const sid = created.json.id;
+
+  // Admin on a desktop.
+  step = 'sign in';
+  const desk = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await desk.newPage();
+  const consoleErrors = [];
+  page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  await signIn(page, 'admin', adminPassword);
+  const row = page.locator(`[data-testid="server-row"][data-server-id="${sid}"]`);
+  await row.waitFor({ timeout: T });
+  await page.screenshot({ path: path.join(artifacts, 'servers-desktop.png'), fullPage: true });
+
+  step = 'server page';
+  await row.click();
+  const state = page.getByTestId('server-state');
+  await waitText(state, 'offline', 'state before install');
+
+  step = 'install';
+  await page.getByTestId('install-button').click();
+  const confirmInstall = page.getByTestId('confirm-install');
+  if (await confirmInstall.isVisible().catch(() => false)) await confirmInstall.click();
+  await waitText(state, 'installing', 'state while installing').catch(() => {}); // may be brief
+  const installed = Date.now() + T;
+  for (;;) {
+    const s = await api('GET', `/servers/${sid}`, admin);
+    if (s.json?.installed) break;
+    if (Date.now() > installed) fail('never installed');
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  await waitText(state, 'offline', 'state after install');
+
+  step = 'start';
+  await page.getByTestId('power-start').click();
+  await waitText(state, 'running', 'state after start');
+  const terminal = page.getByTestId('console');
+  await waitText(terminal, 'hello-browser', 'console greeting');
+
+  step = 'command';
+  const input = page.getByTestId('console-input');
+  await input.fill('echo typed-in-the-browser');
+  await input.press('Enter');
+  await waitText(terminal, 'typed-in-the-browser', 'console answer');
+  await page.screenshot({ path: path.join(artifacts, 'server-desktop.png'), fullPage: true });
+
+  step = 'stop';
+  await page.getByTestId('power-stop').click();
+  await waitText(state, 'offline', 'state after stop');
+  if (consoleErrors.length) fail(`page errors: ${consoleErrors.join('; ')}`);
+
+  // A subuser without control.start, on a phone.
+  step = 'subuser';
+  const made = await api('POST', '/users', admin, {
+    username: 'player',
+    email: 'player@example.com',
+    password: 'player password 1',
+    role: 'user',
+  });
+  if (made.status !== 201) fail(`user: ${made.status} ${JSON.stringify(made.json)}`);
+  const sub = await api('POST', `/servers/${sid}/users`, admin, {
+    email: 'player@example.com',
+    permissions: ['websocket.connect', 'control.console', 'control.stop'],
+  });
+  if (sub.status !== 201) fail(`subuser: ${sub.status} ${JSON.stringify(sub.json)}`);
+  const phone = await browser.newContext({
+    viewport: { width: 390, height: 844 },
+    isMobile: true,
+    hasTouch: true,
+  });
+  const ppage = await phone.newPage();
+  await signIn(ppage, 'player', 'player password 1');
+  const prow = ppage.locator(`[data-testid="server-row"][data-server-id="${sid}"]`);
+  await prow.waitFor({ timeout: T });
+  await ppage.screenshot({ path: path.join(artifacts, 'servers-phone.png'), fullPage: true });
+  await prow.click();
+  await waitText(ppage.getByTestId('server-state'), 'offline', 'subuser sees the state');
+  const start = ppage.getByTestId('power-start');
+  await start.waitFor({ timeout: T });
+  if (!(await start.isDisabled())) fail('the start button is enabled for a user without control.start');
+  await ppage.screenshot({ path: path.join(artifacts, 'server-phone.png'), fullPage: true });
+  const player = await login('player', 'player password 1');
+  const refused = await api('POST', `/servers/${sid}/power`, player, { action: 'start' });
+  if (refused.status !== 403) fail(`the API let the subuser start it: ${refused.status}`);
+
+  console.log('e2e: ok (screenshots in ' + artifacts + ')');
+} catch (e) {
+  console.error('e2e: FAILED at', e.message || e);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
