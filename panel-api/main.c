@@ -157,7 +157,8 @@ int main(int argc, char **argv)
     int rc = 0;
     wd_api *api = NULL;
     if (admin_create || node_create) {
-        c.nats_url = NULL; /* not needed to create rows */
+        free(c.nats_url); /* not needed to create rows */
+        c.nats_url = NULL;
         c.port = 0;
     }
     if ((st = wd_api_create(&api, &c)) != WD_OK) {

@@ -189,10 +189,10 @@ const char *wd_ws_state_name(int state)
 
 wd_ws_frame *wd_ws_event_status(const Warden__V1__ServerStateEvent *e)
 {
-    json_t *o =
-        json_pack("{s:s, s:[s], s:s, s:s, s:I}", "event", "status", "args",
-                  wd_ws_state_name(e->state), "previous", wd_ws_state_name(e->previous), "reason",
-                  e->reason ? e->reason : "", "time_unix_ms", (json_int_t)e->time_unix_ms);
+    json_t *o = json_pack("{s:s, s:[s], s:s, s:s, s:b, s:I}", "event", "status", "args",
+                          wd_ws_state_name(e->state), "previous", wd_ws_state_name(e->previous),
+                          "reason", e->reason ? e->reason : "", "installed", e->installed,
+                          "time_unix_ms", (json_int_t)e->time_unix_ms);
     return finish(o, WD_WS_FRAME_STATUS);
 }
 

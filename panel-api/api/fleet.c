@@ -141,7 +141,8 @@ static void handle_join(fleet *f, natsMsg *m)
         const char *ap[] = {node_id, req->hostname ? req->hostname : ""};
         wd_db_exec(c,
                    "INSERT INTO audit_log (actor_label, action, target_type, target_id, metadata) "
-                   "VALUES ('agent', 'node.join', 'node', $1, jsonb_build_object('hostname', $2))",
+                   "VALUES ('agent', 'node.join', 'node', $1, "
+                   "jsonb_build_object('hostname', $2::text))",
                    2, ap, NULL);
         wd_info("node %s (%s) joined from host %s", name, node_id,
                 req->hostname ? req->hostname : "?");

@@ -196,6 +196,12 @@ static void test_join_and_liveness(void)
     CU_ASSERT(saved && strcmp(saved, "node-a\n") == 0);
     free(saved);
 
+    /* The join is in the audit log (with the host it came from). */
+    json_t *aj = NULL;
+    CU_ASSERT_EQUAL(call("GET", "/api/v1/audit?action=node.join", NULL, &aj), 200);
+    CU_ASSERT(json_array_size(json_object_get(aj, "data")) >= 1);
+    json_decref(aj);
+
     /* Its own NATS user, private to it; the token's join user is gone. */
     struct stat sb;
     snprintf(path, sizeof path, "%s/nats.creds", data);

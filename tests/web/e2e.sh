@@ -29,13 +29,16 @@ export WARDEN_GAME_PORTS="$base-$((base + 9))" WARDEN_VAR="$TMP/var"
 unset WARDEN_NATS_CREDS WARDEN_JOIN_TOKEN
 
 run_pid=
-cleanup() {
-  status=$?
+stop_stack() {
   if [ -n "$run_pid" ] && kill -0 "$run_pid" 2>/dev/null; then
     kill -TERM "$run_pid" 2>/dev/null || true
     for _ in $(seq 150); do kill -0 "$run_pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL -- "-$run_pid" 2>/dev/null || true
   fi
+}
+cleanup() {
+  status=$?
+  stop_stack
   if [ "$status" -ne 0 ]; then
     echo "e2e: failed; the stack's logs:" >&2
     for f in "$TMP"/var/log/*.log "$TMP/run.out"; do
@@ -61,3 +64,10 @@ mkdir -p "$ARTIFACTS"
 WARDEN_NODE_MODULES="$ROOT/tools/openapi/node_modules" \
   node tests/web/e2e.mjs "http://127.0.0.1:$WARDEN_API_PORT" "$PASSWORD" "$ARTIFACTS" \
   "$ROOT/templates/testgame.json"
+
+# Every component stops cleanly, and (sanitizer builds) reports nothing.
+stop_stack
+if grep -lE "ERROR: (Address|Leak)Sanitizer|runtime error:" "$TMP"/var/log/*.log; then
+  echo "e2e: sanitizer reports in the logs above" >&2
+  exit 1
+fi

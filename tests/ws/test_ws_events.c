@@ -100,12 +100,14 @@ static void test_status_stats_error(void)
     e.state = WARDEN__V1__SERVER_STATE__SERVER_STATE_RUNNING;
     e.previous = WARDEN__V1__SERVER_STATE__SERVER_STATE_STARTING;
     e.reason = (char *)"done pattern seen";
+    e.installed = true;
     wd_ws_frame *f = wd_ws_event_status(&e);
     json_t *v = parse(f);
     CU_ASSERT_STRING_EQUAL(event_of(v), "status");
     CU_ASSERT_STRING_EQUAL(json_string_value(json_array_get(json_object_get(v, "args"), 0)),
                            "running");
     CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(v, "previous")), "starting");
+    CU_ASSERT(json_is_true(json_object_get(v, "installed")));
     CU_ASSERT_EQUAL(f->kind, WD_WS_FRAME_STATUS);
     json_decref(v);
     /* Shared references. */
