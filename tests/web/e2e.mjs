@@ -1,7 +1,7 @@
 // The web panel in a real browser (Debian's Chromium through
 // playwright-core) against the real stack tests/web/e2e.sh started:
 //
-//   admin, desktop: sign in, find the server, install, start, see the game's
+//   admin, desktop: sign in, create a server from a template, install, start, see the game's
 //   console, type a command and see the answer, stop, see "offline";
 //   a subuser without control.start, phone-sized: the start button is
 //   disabled (with its reason) and the API refuses the action anyway.
@@ -66,29 +66,35 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-dev-shm-usage'],
 });
 try {
-  // The data: a template and a server on the local node, through the API.
+  // The game's template, imported through the API (the node is the one
+  // make run joined).
   step = 'data';
   const admin = await login('admin', adminPassword);
-  const nodes = await api('GET', '/nodes', admin);
-  const node = nodes.json?.data?.[0]?.id || fail('no node');
   const tpl = await api('POST', '/templates', admin, readFileSync(templatePath, 'utf8'));
   if (tpl.status !== 201) fail(`template: ${tpl.status}`);
-  const created = await api('POST', '/servers', admin, {
-    name: 'Browser game',
-    node_id: node,
-    template_id: tpl.json.id,
-    variables: { GREETING: 'hello-browser' },
-  });
-  if (created.status !== 201) fail(`server: ${created.status} ${JSON.stringify(created.json)}`);
-  const sid = created.json.id;
 
-  // Admin on a desktop.
+  // Admin on a desktop: sign in, create the server from the template.
   step = 'sign in';
   const desk = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await desk.newPage();
   const consoleErrors = [];
   page.on('pageerror', (e) => consoleErrors.push(String(e)));
   await signIn(page, 'admin', adminPassword);
+  step = 'create server';
+  await page.getByTestId('create-server').click();
+  await page.getByTestId('create-server-name').fill('Browser game');
+  const tplSelect = page.getByTestId('create-server-template');
+  await tplSelect.waitFor({ timeout: T });
+  await tplSelect.selectOption(tpl.json.id);
+  await page.getByTestId('create-server-submit').click();
+  let sid = null;
+  for (const until = Date.now() + T; !sid && Date.now() < until; ) {
+    const list = await api('GET', '/servers', admin);
+    sid = list.json?.data?.find((x) => x.name === 'Browser game')?.id || null;
+    if (!sid) await new Promise((r) => setTimeout(r, 300));
+  }
+  if (!sid) fail('the server was not created');
+  await page.goto(base + '/');
   const row = page.locator(`[data-testid="server-row"][data-server-id="${sid}"]`);
   await row.waitFor({ timeout: T });
   await page.screenshot({ path: path.join(artifacts, 'servers-desktop.png'), fullPage: true });
@@ -116,7 +122,7 @@ try {
   await page.getByTestId('power-start').click();
   await waitText(state, 'running', 'state after start');
   const terminal = page.getByTestId('console');
-  await waitText(terminal, 'hello-browser', 'console greeting');
+  await waitText(terminal, 'Ready: test game listening', 'console ready line');
 
   step = 'command';
   const input = page.getByTestId('console-input');
