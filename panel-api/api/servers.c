@@ -28,6 +28,7 @@
     "host(a.ip), a.port, s.memory_mb, s.disk_mb, s.cpu_pct, s.pids, s.state, s.installed, "     \
     "s.suspended, to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
 #define SERVER_FROM " FROM servers s JOIN allocations a ON a.id = s.allocation_id"
+#define SERVER_STATE_COL 13 /* s.state in SERVER_COLS */
 
 static json_t *server_json(PGresult *res, int i)
 {
@@ -431,6 +432,34 @@ void wd_servers_create(wd_http_req *r, void *ud)
 
 /* ---- read ------------------------------------------------------------------ */
 
+/* The list's rows carry the latest resource figures from the bus (no
+ * database row per sample) so a client draws the whole list, bars and all,
+ * from one request. wd_api_list's row callback has no context: the API of
+ * the request being listed is kept per thread for it. */
+static _Thread_local wd_api *list_api;
+
+static json_t *server_list_json(PGresult *res, int i)
+{
+    json_t *j = server_json(res, i);
+    uint8_t buf[512];
+    size_t len = 0;
+    int64_t age = 0;
+    Warden__V1__ServerStats *st = NULL;
+    if (j && list_api && strcmp(PQgetvalue(res, i, SERVER_STATE_COL), "running") == 0 &&
+        wd_fleet_latest_stats(list_api, PQgetvalue(res, i, 0), buf, sizeof buf, &len, &age) &&
+        age < 10000 && (st = warden__v1__server_stats__unpack(NULL, len, buf)) != NULL) {
+        json_object_set_new(j, "resources",
+                            json_pack("{s:f, s:I, s:I, s:I}", "cpu_percent", st->cpu_percent,
+                                      "memory_bytes", (json_int_t)st->memory_bytes,
+                                      "memory_limit_bytes", (json_int_t)st->memory_limit_bytes,
+                                      "age_ms", (json_int_t)age));
+        protobuf_c_message_free_unpacked(&st->base, NULL);
+    } else if (j) {
+        json_object_set_new(j, "resources", json_null());
+    }
+    return j;
+}
+
 void wd_servers_list(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
@@ -456,7 +485,9 @@ void wd_servers_list(wd_http_req *r, void *ud)
              pg.desc ? "DESC" : "ASC");
     const char *params[] = {strcmp(me->role, "admin") == 0 ? "true" : "false", me->user_id, node,
                             limit, offset};
-    wd_api_list(api, r, sql, 5, params, pg.page, pg.limit, server_json);
+    list_api = api;
+    wd_api_list(api, r, sql, 5, params, pg.page, pg.limit, server_list_json);
+    list_api = NULL;
 }
 
 /* One server, with "permissions": what the caller may do on it (so a

@@ -478,6 +478,12 @@ static void test_server_lifecycle(void)
             usleep(100000);
     }
     CU_ASSERT(have_stats);
+    /* The list carries the figures too: one request draws it all. */
+    CU_ASSERT_EQUAL(call("GET", "/api/v1/servers", NULL, &j), 200);
+    json_t *item = json_array_get(json_object_get(j, "data"), 0);
+    CU_ASSERT(json_integer_value(json_object_get(json_object_get(item, "resources"),
+                                                 "memory_bytes")) > 0);
+    json_decref(j);
     check_gateway(sid);
 
     /* wardenctl's REST mode does the same from a shell. */

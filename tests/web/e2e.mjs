@@ -164,6 +164,14 @@ try {
   await waitText(ppage.getByTestId('server-state'), 'offline', 'subuser sees the state');
   const start = ppage.getByTestId('power-start');
   await start.waitFor({ timeout: T });
+  // Disabled, and for the right reason (not merely while loading).
+  const until = Date.now() + T;
+  let reason = '';
+  while (Date.now() < until && !reason.includes('control.start')) {
+    reason = (await start.getAttribute('data-reason')) || '';
+    if (!reason.includes('control.start')) await new Promise((r) => setTimeout(r, 200));
+  }
+  if (!reason.includes('control.start')) fail(`start button reason: ${JSON.stringify(reason)}`);
   if (!(await start.isDisabled())) fail('the start button is enabled for a user without control.start');
   await ppage.screenshot({ path: path.join(artifacts, 'server-phone.png'), fullPage: true });
   const player = await login('player', 'player password 1');

@@ -370,6 +370,8 @@ export interface Server {
   suspended?: boolean;
   created_at?: string;
   permissions?: string[];
+  /** In lists: the latest figures of a running server (null otherwise). */
+  resources?: { cpu_percent?: number; memory_bytes?: number; memory_limit_bytes?: number; age_ms?: number } | null;
 }
 
 export interface Page<T> {

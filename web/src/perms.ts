@@ -49,6 +49,11 @@ export interface PowerContext {
 }
 
 export function powerButton(action: PowerAction, ctx: PowerContext): ButtonState {
+  // Until the server (and with it the caller's permissions) has loaded, a
+  // button must not look usable: it might be one the user may not press.
+  if (ctx.permissions === undefined && !ctx.isAdmin) {
+    return { enabled: false, reason: "Checking your permissions…" };
+  }
   if (!can(ctx.permissions, "control." + action, ctx.isAdmin)) {
     return { enabled: false, reason: `You do not have permission to ${action} this server (needs control.${action})` };
   }

@@ -35,7 +35,7 @@ describe("PowerButtons", () => {
 
   it("asks before killing", () => {
     const on = vi.fn();
-    render(<PowerButtons ctx={{ state: "running", permissions: undefined }} onAction={on} />);
+    render(<PowerButtons ctx={{ state: "running", permissions: ["control.*"] }} onAction={on} />);
     fireEvent.click(screen.getByTestId("power-kill"));
     expect(on).not.toHaveBeenCalled();
     fireEvent.click(screen.getByTestId("confirm-kill"));
@@ -46,7 +46,7 @@ describe("PowerButtons", () => {
 
   it("cancelling the kill dialog does nothing", () => {
     const on = vi.fn();
-    render(<PowerButtons ctx={{ state: "running", permissions: undefined }} onAction={on} />);
+    render(<PowerButtons ctx={{ state: "running", permissions: ["control.*"] }} onAction={on} />);
     fireEvent.click(screen.getByTestId("power-kill"));
     fireEvent.click(screen.getByText("Cancel"));
     expect(screen.queryByTestId("confirm-kill")).toBeNull();

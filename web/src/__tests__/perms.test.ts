@@ -35,8 +35,13 @@ describe("powerButton", () => {
     expect(r.enabled).toBe(false);
     expect(r.reason).toContain("control.start");
   });
-  it("falls back to enabled when permissions are unknown", () => {
-    expect(powerButton("start", { state: "offline", permissions: undefined }).enabled).toBe(true);
+  it("is not pressable while the permissions are still loading (admins excepted)", () => {
+    // Not known yet (the server is loading): not pressable, and it says why.
+    expect(powerButton("start", { state: "offline", permissions: undefined })).toEqual({
+      enabled: false,
+      reason: "Checking your permissions…",
+    });
+    expect(powerButton("start", { state: "offline", permissions: undefined, isAdmin: true }).enabled).toBe(true);
   });
   it("disables everything while installing or suspended, and start before install", () => {
     expect(powerButton("start", { state: "installing", permissions: all }).reason).toMatch(/installing/);

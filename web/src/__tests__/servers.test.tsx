@@ -20,22 +20,25 @@ function renderPage() {
 }
 
 describe("ServersPage", () => {
-  it("shows a skeleton, then one row per server with state, address and resources", async () => {
+  it("shows a skeleton, then one row per server with state, address and resources, from one request", async () => {
     let resolve: (v: unknown) => void = () => undefined;
-    vi.spyOn(api, "get").mockImplementation((path: string) => {
+    const get = vi.spyOn(api, "get").mockImplementation((path: string) => {
       if (path.startsWith("/servers?")) return new Promise((r) => (resolve = r as (v: unknown) => void)) as Promise<never>;
-      if (path.endsWith("/resources")) return Promise.resolve({ state: "running", stats: { cpu_percent: 42, memory_bytes: 512 * 1048576 } }) as Promise<never>;
       return Promise.reject(new Error("unexpected " + path));
     });
     renderPage();
     expect(screen.getByLabelText("Loading")).toBeTruthy();
-    await act(async () => resolve({ data: servers }));
+    const withFigures = servers.map((s) =>
+      s.state === "running" ? { ...s, resources: { cpu_percent: 42, memory_bytes: 512 * 1048576 } } : { ...s, resources: null },
+    );
+    await act(async () => resolve({ data: withFigures }));
     const rows = await screen.findAllByTestId("server-row");
     expect(rows.map((r) => r.dataset.serverId)).toEqual(servers.map((s) => s.id));
     expect(screen.getAllByTestId("server-state").map((b) => b.textContent)).toEqual(["running", "offline"]);
     expect(screen.getByText("10.0.0.5:25565")).toBeTruthy();
     await waitFor(() => expect(screen.getByText("42%")).toBeTruthy());
     expect(screen.getByText("512 MiB / 1.0 GiB")).toBeTruthy();
+    expect(get.mock.calls.filter(([p]) => String(p).startsWith("/servers"))).toHaveLength(1); // no request per row
   });
 
   it("filters by search text and by state", async () => {

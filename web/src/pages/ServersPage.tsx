@@ -43,14 +43,11 @@ export function ServersPage() {
       const page = await api.get<Page<Server>>("/servers?per_page=100&sort=name");
       setServers(page.data);
       failed.current = false;
-      // Resources only for servers that can have any, in parallel.
-      const live = page.data.filter((s) => s.state === "running" || s.state === "starting" || s.state === "stopping").slice(0, 50);
-      const results = await Promise.allSettled(live.map((s) => api.get<Resources>(`/servers/${s.id}/resources`)));
+      // The list carries each running server's latest figures: one
+      // request draws everything (no request per row).
       const next: Record<string, Resources> = {};
-      results.forEach((r, i) => {
-        const s = live[i];
-        if (s && r.status === "fulfilled") next[s.id] = r.value;
-      });
+      for (const s of page.data)
+        if (s.resources) next[s.id] = { state: String(s.state ?? ""), stats: s.resources };
       setRes(next);
     } catch (e) {
       if (!failed.current) toast.error(e, "Could not load servers");
