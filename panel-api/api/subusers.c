@@ -86,6 +86,7 @@ static bool grants_ok(wd_api *api, wd_http_req *r, const char *server_id, json_t
 static const wd_field create_fields[] = {
     {.name = "user_id", .type = WD_F_UUID},
     {.name = "email", .type = WD_F_EMAIL, .max_len = 254},
+    {.name = "username", .type = WD_F_STRING, .max_len = 64},
     {.name = "permissions", .type = WD_F_STRING_ARRAY, .required = true, .max_len = 64},
 };
 
@@ -105,9 +106,10 @@ void wd_subusers_create(wd_http_req *r, void *ud)
     }
     const char *user_id = json_string_value(json_object_get(in, "user_id"));
     const char *email = json_string_value(json_object_get(in, "email"));
-    if ((user_id == NULL) == (email == NULL)) {
-        wd_http_reply_error(r, 400, "invalid_argument", "give exactly one of user_id and email",
-                            NULL);
+    const char *username = json_string_value(json_object_get(in, "username"));
+    if ((user_id != NULL) + (email != NULL) + (username != NULL) != 1) {
+        wd_http_reply_error(r, 400, "invalid_argument",
+                            "give exactly one of user_id, email and username", NULL);
         json_decref(in);
         return;
     }
@@ -124,12 +126,12 @@ void wd_subusers_create(wd_http_req *r, void *ud)
         return;
     }
     PGresult *who = NULL, *res = NULL;
-    const char *up[] = {user_id, email, server_id};
+    const char *up[] = {user_id, email, server_id, username};
     wd_status st = wd_db_exec(c,
                               "SELECT u.id, u.id = s.owner_id FROM users u, servers s "
-                              "WHERE s.id = $3 AND (u.id = $1 OR u.email = lower($2)) "
-                              "AND NOT u.disabled",
-                              3, up, &who);
+                              "WHERE s.id = $3 AND (u.id = $1 OR u.email = lower($2) OR "
+                              "u.username = lower($4)) AND NOT u.disabled",
+                              4, up, &who);
     if (st == WD_OK && PQntuples(who) != 1)
         st = WD_ERR(WD_ERR_NOT_FOUND, "no such user");
     if (st == WD_OK && *PQgetvalue(who, 0, 1) == 't')

@@ -367,6 +367,8 @@ static void test_subusers(void)
     const char *bad[] = {"{\"permissions\":[\"user.read\"]}", /* no user */
                          "{\"user_id\":\"nope\",\"permissions\":[]}",
                          "{\"user_id\":\"%s\",\"email\":\"carol@example.com\",\"permissions\":[]}",
+                         "{\"username\":\"carol\",\"email\":\"carol@example.com\",\"permissions\":[]}",
+                         "{\"username\":7,\"permissions\":[]}",
                          "{\"user_id\":\"%s\",\"permissions\":[\"file.nope\"]}",
                          "{\"user_id\":\"%s\",\"permissions\":[\"admin\"]}",
                          "{\"user_id\":\"%s\",\"permissions\":\"user.read\"}",
@@ -390,6 +392,12 @@ static void test_subusers(void)
     CU_ASSERT_EQUAL(
         call_nobody("POST", url, bob, "{\"email\":\"nobody@example.com\",\"permissions\":[]}"),
         404);
+    /* By username too (any case): "BOB" is found, and is the owner;
+     * unknown names are 404. (Neither writes an audit row.) */
+    CU_ASSERT_EQUAL(call_nobody("POST", url, alice, "{\"username\":\"BOB\",\"permissions\":[]}"),
+                    409);
+    CU_ASSERT_EQUAL(
+        call_nobody("POST", url, bob, "{\"username\":\"nobody-here\",\"permissions\":[]}"), 404);
     /* Carol (user.create) grants what she holds, not more. */
     CU_ASSERT_EQUAL(call("GET", url, carol, NULL, &j), 200);
     CU_ASSERT_EQUAL(json_array_size(json_object_get(j, "data")), 1);

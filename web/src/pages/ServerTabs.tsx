@@ -194,8 +194,10 @@ export function SubusersTab({ id, permissions, isAdmin }: { id: string; permissi
     setBusy(true);
     try {
       const body: Record<string, unknown> = { permissions: perms };
-      if (/^[0-9a-f-]{36}$/i.test(who.trim())) body.user_id = who.trim();
-      else body.email = who.trim();
+      const w = who.trim();
+      if (/^[0-9a-f-]{36}$/i.test(w)) body.user_id = w;
+      else if (w.includes("@")) body.email = w;
+      else body.username = w;
       await api.post(`/servers/${id}/users`, body);
       toast.success("Subuser added");
       setWho("");
@@ -281,8 +283,8 @@ export function SubusersTab({ id, permissions, isAdmin }: { id: string; permissi
       {can(permissions, "user.create", isAdmin) && (
         <form onSubmit={add} style={{ marginTop: 16 }}>
           <h3>Invite a user</h3>
-          <Field label="Email (or user id)">
-            <input data-testid="subuser-email" value={who} onChange={(e) => setWho(e.target.value)} placeholder="player@example.com" />
+          <Field label="Email or username">
+            <input data-testid="subuser-email" value={who} onChange={(e) => setWho(e.target.value)} placeholder="player@example.com or player" />
           </Field>
           <PermPicker value={perms} onChange={setPerms} mine={permissions} isAdmin={isAdmin} />
           <button className="primary" type="submit" disabled={busy || !who.trim()} style={{ marginTop: 12 }} data-testid="subuser-add">
