@@ -55,6 +55,17 @@ describe("ServersPage", () => {
     expect(screen.getByTestId("server-row").textContent).toContain("Survival");
   });
 
+  it("pages through large fleets", async () => {
+    const get = vi.spyOn(api, "get").mockImplementation(
+      (() => Promise.resolve({ data: servers, pagination: { page: 1, per_page: 100, total: 250 } })) as never,
+    );
+    renderPage();
+    const pager = await screen.findByTestId("server-pager");
+    expect(pager.textContent).toContain("Page 1 of 3");
+    fireEvent.click(screen.getByText("Next →"));
+    await waitFor(() => expect(get.mock.calls.some(([p]) => String(p).includes("page=2"))).toBe(true));
+  });
+
   it("shows a toast with the API's message when loading fails", async () => {
     vi.spyOn(api, "get").mockRejectedValue(new ApiError(503, "database_unavailable", "the database is not answering"));
     renderPage();

@@ -8,6 +8,8 @@ import styles from "./ServersPage.module.css";
 
 const POLL_MS = 5000;
 
+const PER_PAGE = 100;
+
 export function address(s: Server): string {
   const a = s.allocation;
   if (!a || !a.port) return "–";
@@ -36,12 +38,15 @@ export function ServersPage() {
   const [q, setQ] = useState("");
   const [stateFilter, setStateFilter] = useState("");
   const [creating, setCreating] = useState(false);
+  const [pageNo, setPageNo] = useState(1);
+  const [total, setTotal] = useState(0);
   const failed = useRef(false);
 
   const load = useCallback(async () => {
     try {
-      const page = await api.get<Page<Server>>("/servers?per_page=100&sort=name");
+      const page = await api.get<Page<Server>>(`/servers?per_page=${PER_PAGE}&page=${pageNo}&sort=name`);
       setServers(page.data);
+      setTotal(page.pagination?.total ?? page.data.length);
       failed.current = false;
       // The list carries each running server's latest figures: one
       // request draws everything (no request per row).
@@ -54,7 +59,7 @@ export function ServersPage() {
       failed.current = true;
       setServers((s) => s ?? []);
     }
-  }, [toast]);
+  }, [toast, pageNo]);
 
   useEffect(() => {
     void load();
@@ -177,6 +182,19 @@ export function ServersPage() {
             })}
           </tbody>
         </table>
+      )}
+      {total > PER_PAGE && (
+        <nav className={styles.pager} aria-label="Pages" data-testid="server-pager">
+          <button disabled={pageNo <= 1} onClick={() => setPageNo((p) => p - 1)}>
+            ← Previous
+          </button>
+          <span className="muted">
+            Page {pageNo} of {Math.ceil(total / PER_PAGE)} ({total} servers; search and filter apply to this page)
+          </span>
+          <button disabled={pageNo * PER_PAGE >= total} onClick={() => setPageNo((p) => p + 1)}>
+            Next →
+          </button>
+        </nav>
       )}
       {isAdmin && creating && (
         <CreateServerDialog
