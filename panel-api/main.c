@@ -10,6 +10,8 @@
  *                                              one-time join token
  *   warden-api nats init --dir DIR             create the NATS operator,
  *                                              accounts and credentials
+ *   warden-api template import FILE...         add templates (Warden JSON or
+ *                                              eggs) whose slug is new
  * Everything else lives in the api library. */
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +23,7 @@
 #include "config.h"
 #include "log.h"
 #include "natsauth.h"
+#include "util.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -108,7 +111,8 @@ int main(int argc, char **argv)
     char **rest = NULL;
     wd_log_set_component("api");
     wd_status st = wd_config_parse(opts, nopts, "warden-api",
-                                   "Warden's REST API (subcommands: admin create, node create, nats init).",
+                                   "Warden's REST API (subcommands: admin create, node create, nats init, "
+                                   "template import FILE...).",
                                    argc, argv, &nrest, &rest);
     if (st == WD_ERR_CLOSED)
         return 0;
@@ -125,7 +129,9 @@ int main(int argc, char **argv)
     bool admin_create = nrest == 2 && strcmp(rest[0], "admin") == 0 && strcmp(rest[1], "create") == 0;
     bool node_create = nrest == 2 && strcmp(rest[0], "node") == 0 && strcmp(rest[1], "create") == 0;
     bool nats_init = nrest == 2 && strcmp(rest[0], "nats") == 0 && strcmp(rest[1], "init") == 0;
-    if (nrest != 0 && !admin_create && !node_create && !nats_init) {
+    bool tpl_import =
+        nrest >= 3 && strcmp(rest[0], "template") == 0 && strcmp(rest[1], "import") == 0;
+    if (nrest != 0 && !admin_create && !node_create && !nats_init && !tpl_import) {
         fprintf(stderr, "warden-api: unknown command (try: warden-api --help)\n");
         return 2;
     }
@@ -156,7 +162,7 @@ int main(int argc, char **argv)
 
     int rc = 0;
     wd_api *api = NULL;
-    if (admin_create || node_create) {
+    if (admin_create || node_create || tpl_import) {
         free(c.nats_url); /* not needed to create rows */
         c.nats_url = NULL;
         c.port = 0;
@@ -195,6 +201,30 @@ int main(int argc, char **argv)
         if (generated[0])
             printf("one-time password: %s\n(shown only now: log in and change it)\n",
                    generated);
+        goto out;
+    }
+    if (tpl_import) {
+        /* Each file once: templates that exist (by slug) are left alone. */
+        if ((st = wd_api_start(api)) != WD_OK) {
+            fprintf(stderr, "warden-api: %s\n", wd_err_msg());
+            rc = 1;
+            goto out;
+        }
+        for (int i = 2; i < nrest; i++) {
+            char *text = NULL, slug[80] = "";
+            size_t len = 0;
+            bool created = false;
+            if ((st = wd_read_file(rest[i], 4 << 20, &text, &len)) == WD_OK)
+                st = wd_api_import_template(api, text, len, slug, sizeof slug, &created);
+            free(text);
+            if (st != WD_OK) {
+                fprintf(stderr, "warden-api: %s: %s\n", rest[i], wd_err_msg());
+                rc = 1;
+            } else {
+                printf("%s: template %s %s\n", rest[i], slug,
+                       created ? "imported" : "exists already (kept)");
+            }
+        }
         goto out;
     }
     if (node_create) {

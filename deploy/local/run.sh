@@ -120,6 +120,11 @@ if [ ! -e "$VAR/api/admin-created" ]; then
   touch "$VAR/api/admin-created"
   ADMIN_MSG="$out"
 fi
+# The shipped templates (games packaged in Debian, and the test game): new
+# ones are added, ones that exist are kept as the operator left them.
+"$BIN/panel-api/warden-api" template import "$ROOT"/templates/*.json --data-dir "$VAR/api" \
+  --log-level warn >>"$VAR/log/api.log" 2>&1 ||
+  echo "run: some templates could not be imported; see var/log/api.log" >&2
 "$BIN/panel-api/warden-api" --port "$API_PORT" --data-dir "$VAR/api" --nats-url "$NATS_URL" \
   --nats-creds "$(env_of WARDEN_NATS_CREDS)" --nats-account "$(env_of WARDEN_NATS_ACCOUNT)" \
   --nats-signing-key "$(env_of WARDEN_NATS_SIGNING_KEY)" \

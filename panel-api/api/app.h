@@ -76,6 +76,12 @@ wd_status wd_api_create_node(wd_api *api, const char *name, const char *fqdn, lo
                              long disk_mb, const char *ip, int port_lo, int port_hi, char *id_out,
                              char **token_out);
 
+/* Imports a template (Warden JSON or a Pterodactyl egg) unless one with
+ * its slug exists (then *created is false and nothing changes), for
+ * `warden-api template import`. */
+wd_status wd_api_import_template(wd_api *api, const char *json, size_t len, char *slug_out,
+                                 size_t slug_len, bool *created);
+
 /* ---- for handlers ---- */
 const wd_api_cfg *wd_api_config(const wd_api *api);
 /* A pooled connection; release it with wd_api_db_release. Replies 503 on

@@ -218,3 +218,43 @@ void wd_templates_delete(wd_http_req *r, void *ud)
     else
         wd_http_reply_json(r, 204, NULL);
 }
+
+/* ---- for the command line (warden-api template import) ------------------ */
+
+wd_status wd_api_import_template(wd_api *api, const char *json, size_t len, char *slug_out,
+                                 size_t slug_len, bool *created)
+{
+    Warden__V1__Template *t = NULL;
+    char *text = NULL, slug[80];
+    PGconn *c = NULL;
+    PGresult *res = NULL;
+    *created = false;
+    wd_status st = wd_template_parse_json(json, len, &t);
+    if (st != WD_OK)
+        return st;
+    slug_of(t, slug, sizeof slug);
+    snprintf(slug_out, slug_len, "%s", slug);
+    if ((st = wd_template_to_json(t, &text)) == WD_OK &&
+        (st = wd_db_acquire(api->db, &c)) == WD_OK) {
+        const char *name = t->name && *t->name ? t->name : slug;
+        const char *params[] = {slug, name, t->description ? t->description : "",
+                                t->author ? t->author : "", text};
+        /* An existing template of that slug is the operator's: kept. */
+        st = wd_db_exec(c,
+                        "INSERT INTO templates (slug, name, description, author, body) "
+                        "VALUES ($1, $2, $3, $4, $5::jsonb) ON CONFLICT (slug) DO NOTHING "
+                        "RETURNING id",
+                        5, params, &res);
+        if (st == WD_OK && PQntuples(res) == 1) {
+            *created = true;
+            json_t *meta = json_pack("{s:s, s:s}", "slug", slug, "name", name);
+            wd_api_audit(api, c, NULL, "template.create", "template", PQgetvalue(res, 0, 0),
+                         meta);
+        }
+        PQclear(res);
+        wd_db_release(api->db, c);
+    }
+    free(text);
+    wd_template_free(&t);
+    return st;
+}

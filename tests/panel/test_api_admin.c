@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "api_fixture.h"
 #include "bus.h"
 #include "perms.h"
 #include "warden/v1/events.pb-c.h"
+#include "util.h"
 #include "wstoken.h"
 #include <libpq-fe.h>
 
@@ -674,6 +676,53 @@ static void test_websocket_tokens(void)
     wd_bus_destroy(&bus);
 }
 
+/* ---- warden-api template import (the shipped templates at make run) ------ */
+
+static int run_import(const char *files, char *out, size_t n)
+{
+    const char *dir = wd_h_tmpdir("import");
+    char cmd[2400], path[600];
+    snprintf(path, sizeof path, "%s/out", dir);
+    snprintf(cmd, sizeof cmd,
+             "%s template import %s --database-url='%s' --data-dir=%s --log-level=warn >%s 2>&1",
+             wd_h_bin("panel-api/warden-api"), files, fx.pg.conninfo, dir, path);
+    int st = system(cmd);
+    char *text = NULL;
+    out[0] = '\0';
+    if (wd_read_file(path, 65536, &text, NULL) == WD_OK)
+        snprintf(out, n, "%s", text);
+    free(text);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_template_import(void)
+{
+    char files[1400], out[4096];
+    snprintf(files, sizeof files, "%s/templates/testgame.json %s/templates/freeciv.json",
+             WARDEN_SOURCE_DIR, WARDEN_SOURCE_DIR);
+    CU_ASSERT_EQUAL(run_import(files, out, sizeof out), 0);
+    CU_ASSERT(strstr(out, "template testgame imported") && strstr(out, "template freeciv imported"));
+    /* Again: nothing changes, nothing fails. */
+    CU_ASSERT_EQUAL(run_import(files, out, sizeof out), 0);
+    CU_ASSERT(strstr(out, "testgame exists already (kept)") != NULL);
+    json_t *j = NULL;
+    CU_ASSERT_EQUAL(call("GET", "/api/v1/templates?per_page=100", alice, NULL, &j), 200);
+    int found = 0;
+    size_t k;
+    json_t *t;
+    json_array_foreach(json_object_get(j, "data"), k, t)
+    {
+        const char *slug = str(t, "slug");
+        found += strcmp(slug, "testgame") == 0 || strcmp(slug, "freeciv") == 0;
+    }
+    CU_ASSERT_EQUAL(found, 2);
+    json_decref(j);
+    /* A file that is not a template: a clear message and a failing exit. */
+    snprintf(files, sizeof files, "%s", wd_h_write_tmp("bad.json", "{\"format\":\"nope\"}"));
+    CU_ASSERT_EQUAL(run_import(files, out, sizeof out), 1);
+    CU_ASSERT(strstr(out, "bad.json: ") != NULL);
+}
+
 int main(void)
 {
     static const wd_h_case cases[] = {
@@ -683,6 +732,7 @@ int main(void)
         {"audit: filters, paging newest first, a server's activity", test_audit},
         {"gateway tokens carry the caller's permissions; revocations are announced",
          test_websocket_tokens},
+        {"warden-api template import: new slugs added, existing ones kept", test_template_import},
         {NULL, NULL}};
     wd_h_suite("api-admin", suite_init, suite_clean, cases);
     return wd_h_run();
