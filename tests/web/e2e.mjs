@@ -24,7 +24,16 @@ const fail = (why) => {
 };
 
 async function api(method, route, token, body) {
+  try {
+    return await apiOnce(method, route, token, body);
+  } catch (e) {
+    fail(`${method} ${route}: ${e.message || e}${e.cause ? ` (${e.cause.message || e.cause})` : ''}`);
+  }
+}
+
+async function apiOnce(method, route, token, body) {
   const res = await fetch(`${base}/api/v1${route}`, {
+    signal: AbortSignal.timeout(20000), // a hung request is an error, with its route
     method,
     headers: {
       ...(token ? { Authorization: `Bearer ${token}` } : {}),
@@ -184,8 +193,17 @@ try {
 
   console.log('e2e: ok (screenshots in ' + artifacts + ')');
 } catch (e) {
-  console.error('e2e: FAILED at', e.message || e);
+  console.error('e2e: FAILED at', e.message || e, e.cause ? `(${e.cause.message || e.cause})` : '');
   process.exitCode = 1;
+  // What the API was doing: its pool and request figures (with a timeout:
+  // it may be the thing that hangs).
+  try {
+    const res = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(5000) });
+    const text = await res.text();
+    console.error(text.split('\n').filter((l) => /^warden_(db_|http_in|bus)/.test(l)).join('\n'));
+  } catch (m) {
+    console.error('e2e: /metrics did not answer either:', m.message || m);
+  }
 } finally {
   await browser.close();
 }
