@@ -259,6 +259,13 @@ bool wd_h_nats_start(wd_h_nats *n)
         wd_h_nats_stop(n);
         return false;
     }
+    /* Something answers on the port: make sure it is ours (a server that
+     * lost the race for a "free" port to another process exits at once). */
+    if (wd_h_wait_exit(n->pid, 50) != -1) { /* reaped and untracked */
+        fprintf(stderr, "nats-server exited at start (port %d taken?); see %s\n", n->port, n->log);
+        n->pid = 0;
+        return false;
+    }
     return true;
 }
 
