@@ -107,7 +107,9 @@ else
     local deb
     deb=$(ls "$D"/"$1"_"$VERSION"_*.deb 2>/dev/null | head -n 1) || true
     [ -n "$deb" ] || return 1
-    dpkg-deb -f "$deb" "$2" | grep -Eq -- "$3"
+    local v  # not a pipe into grep -q: under pipefail its early exit fails dpkg-deb (SIGPIPE)
+    v=$(dpkg-deb -f "$deb" "$2") || return 1
+    grep -Eq -- "$3" <<<"$v"
   }
   deb_not_has() {  # deb_not_has PACKAGE PATH: the package does not contain PATH
     ! grep -qx -- "$2" "$TMP/$1.list" 2>/dev/null

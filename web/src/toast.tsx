@@ -69,3 +69,23 @@ export function useToast(): ToastApi {
   if (!c) throw new Error("useToast outside ToastProvider");
   return c;
 }
+
+/**
+ * Runs an action and, when it fails, shows a toast with the API's message
+ * under `failure`. Resolves to whether it worked, so callers can refresh.
+ */
+export function useAttempt(): (action: () => Promise<unknown>, failure: string) => Promise<boolean> {
+  const toast = useToast();
+  return useCallback(
+    async (action: () => Promise<unknown>, failure: string) => {
+      try {
+        await action();
+        return true;
+      } catch (err) {
+        toast.error(err, failure);
+        return false;
+      }
+    },
+    [toast],
+  );
+}

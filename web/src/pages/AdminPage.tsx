@@ -3,7 +3,7 @@ import { api, fieldErrors, type AdminUser, type Allocation, type AuditEntry, typ
 import { useAuth } from "../auth";
 import { Card, Dialog, Field, SkeletonRows, formatDate } from "../components/ui";
 import { Link } from "../router";
-import { useToast } from "../toast";
+import { useAttempt, useToast } from "../toast";
 import { AuditTable, usePaged } from "./ServerTabs";
 import styles from "./AdminPage.module.css";
 
@@ -22,6 +22,7 @@ function JoinCommand({ token, hint }: { token: string; hint?: string }) {
 
 function Allocations({ node }: { node: Node }) {
   const toast = useToast();
+  const attempt = useAttempt();
   const [list, setList] = useState<Allocation[] | null>(null);
   const [ip, setIp] = useState("127.0.0.1");
   const [ports, setPorts] = useState("");
@@ -51,12 +52,7 @@ function Allocations({ node }: { node: Node }) {
     }
   };
   const remove = async (a: Allocation) => {
-    try {
-      await api.del(`/nodes/${node.id}/allocations/${a.id}`);
-      load();
-    } catch (err) {
-      toast.error(err, "Allocation not removed");
-    }
+    if (await attempt(() => api.del(`/nodes/${node.id}/allocations/${a.id}`), "Allocation not removed")) load();
   };
   return (
     <div className={styles.allocs}>
@@ -92,6 +88,7 @@ function Allocations({ node }: { node: Node }) {
 
 function Nodes() {
   const toast = useToast();
+  const attempt = useAttempt();
   const [nodes, setNodes] = useState<Node[] | null>(null);
   const [open, setOpen] = useState<string | null>(null);
   const [join, setJoin] = useState<{ token: string; hint?: string } | null>(null);
@@ -139,20 +136,10 @@ function Nodes() {
     }
   };
   const maintenance = async (n: Node) => {
-    try {
-      await api.patch(`/nodes/${n.id}`, { maintenance: !n.maintenance });
-      load();
-    } catch (err) {
-      toast.error(err, "Node not changed");
-    }
+    if (await attempt(() => api.patch(`/nodes/${n.id}`, { maintenance: !n.maintenance }), "Node not changed")) load();
   };
   const remove = async (n: Node) => {
-    try {
-      await api.del(`/nodes/${n.id}`);
-      load();
-    } catch (err) {
-      toast.error(err, "Node not deleted");
-    }
+    if (await attempt(() => api.del(`/nodes/${n.id}`), "Node not deleted")) load();
   };
   return (
     <Card
@@ -269,6 +256,7 @@ function NodeRow({ n, open, toggle, onToken, onMaint, onDelete }: { n: Node; ope
 
 function Templates() {
   const toast = useToast();
+  const attempt = useAttempt();
   const { data, reload, pager } = usePaged<TemplateSummary>("/templates?sort=name");
   const [editing, setEditing] = useState<{ id?: string; body: string } | null>(null);
   const [notes, setNotes] = useState<string[] | null>(null);
@@ -301,12 +289,7 @@ function Templates() {
     }
   };
   const remove = async (t: TemplateSummary) => {
-    try {
-      await api.del(`/templates/${t.id}`);
-      reload();
-    } catch (err) {
-      toast.error(err, "Template not deleted");
-    }
+    if (await attempt(() => api.del(`/templates/${t.id}`), "Template not deleted")) reload();
   };
   const file = async (f: File | undefined) => {
     if (!f) return;
@@ -393,6 +376,7 @@ function Templates() {
 
 function Users() {
   const toast = useToast();
+  const attempt = useAttempt();
   const { user: me } = useAuth();
   const [search, setSearch] = useState("");
   const [q, setQ] = useState("");
@@ -418,20 +402,10 @@ function Users() {
     }
   };
   const patch = async (u: AdminUser, body: Record<string, unknown>) => {
-    try {
-      await api.patch(`/users/${u.id}`, body);
-      reload();
-    } catch (err) {
-      toast.error(err, "User not changed");
-    }
+    if (await attempt(() => api.patch(`/users/${u.id}`, body), "User not changed")) reload();
   };
   const remove = async (u: AdminUser) => {
-    try {
-      await api.del(`/users/${u.id}`);
-      reload();
-    } catch (err) {
-      toast.error(err, "User not deleted");
-    }
+    if (await attempt(() => api.del(`/users/${u.id}`), "User not deleted")) reload();
   };
   return (
     <Card title="Users" actions={<input type="search" placeholder="Search users" aria-label="Search users" value={search} onChange={(e) => setSearch(e.target.value)} />}>
