@@ -1,8 +1,10 @@
-/* logfmt logger. A line is assembled in a stack buffer and written with a
- * single write(2), so lines from different threads never interleave. */
+/* logfmt (default) or JSON lines (WARDEN_LOG_FORMAT=json) logger. A line is
+ * assembled in a stack buffer and written with a single write(2), so lines
+ * from different threads never interleave. */
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,18 +56,42 @@ bool wd_log_enabled(wd_log_level lvl)
     return (int)lvl >= atomic_load(&log_level) && lvl < WD_LOG_OFF;
 }
 
+static atomic_int log_json = -1; /* -1: not decided yet (WARDEN_LOG_FORMAT) */
+
+void wd_log_set_json(bool json)
+{
+    atomic_store(&log_json, json ? 1 : 0);
+}
+
+static bool json_lines(void)
+{
+    int v = atomic_load(&log_json);
+    if (v < 0) {
+        const char *f = getenv("WARDEN_LOG_FORMAT");
+        v = f && strcmp(f, "json") == 0;
+        atomic_store(&log_json, v);
+    }
+    return v == 1;
+}
+
 void wd_log_write(wd_log_level lvl, const char *fmt, ...)
 {
     char line[2048];
     struct timespec ts;
     struct tm tm;
+    bool json = json_lines();
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof line, "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s",
+    int n = snprintf(line, sizeof line,
+                     json ? "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"level\":\"%s\","
+                            "\"comp\":\"%s\""
+                          : "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s comp=%s",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
                      tm.tm_sec, ts.tv_nsec / 1000000, level_names[lvl], log_comp);
+    /* Trace ids are hex or request ids (no characters to escape). */
     if (log_trace[0] != '\0' && n > 0 && (size_t)n < sizeof line)
-        n += snprintf(line + n, sizeof line - (size_t)n, " trace=%s", log_trace);
+        n += snprintf(line + n, sizeof line - (size_t)n, json ? ",\"trace\":\"%s\"" : " trace=%s",
+                      log_trace);
     char msg[1536];
     va_list ap;
     va_start(ap, fmt);
@@ -76,10 +102,10 @@ void wd_log_write(wd_log_level lvl, const char *fmt, ...)
     /* msg="..." with quotes, backslashes and control bytes escaped, so one
      * event is always one parseable line. */
     size_t pos = (size_t)n;
-    const char *open = " msg=\"";
-    memcpy(line + pos, open, 6);
-    pos += 6;
-    for (const char *p = msg; *p != '\0' && pos < sizeof line - 4; p++) {
+    const char *open = json ? ",\"msg\":\"" : " msg=\"";
+    memcpy(line + pos, open, strlen(open));
+    pos += strlen(open);
+    for (const char *p = msg; *p != '\0' && pos < sizeof line - 8; p++) {
         unsigned char c = (unsigned char)*p;
         if (c == '"' || c == '\\') {
             line[pos++] = '\\';
@@ -91,6 +117,8 @@ void wd_log_write(wd_log_level lvl, const char *fmt, ...)
         }
     }
     line[pos++] = '"';
+    if (json)
+        line[pos++] = '}';
     n = (int)pos;
     line[n++] = '\n';
     ssize_t w = write(STDERR_FILENO, line, (size_t)n);

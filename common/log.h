@@ -13,6 +13,9 @@
 typedef enum { WD_LOG_DEBUG = 0, WD_LOG_INFO, WD_LOG_WARN, WD_LOG_ERROR, WD_LOG_OFF } wd_log_level;
 
 void wd_log_set_level(wd_log_level lvl);
+/* JSON lines instead of logfmt ({"ts","level","comp","trace"?,"msg"}).
+ * Default: WARDEN_LOG_FORMAT=json in the environment turns it on. */
+void wd_log_set_json(bool json);
 /* Parses "debug", "info", "warn", "error", "off"; returns false if unknown. */
 bool wd_log_parse_level(const char *s, wd_log_level *out);
 /* Sets the component name printed on every line (a static string). */
