@@ -50,16 +50,10 @@ void wd_apikeys_create(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const wd_principal *me = wd_api_principal(r);
-    json_t *in = wd_http_json_body(r);
+    json_t *in =
+        wd_api_input(r, create_fields, sizeof create_fields / sizeof create_fields[0], false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, create_fields, sizeof create_fields / sizeof create_fields[0],
-                       &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     const char *name = json_string_value(json_object_get(in, "name"));
     if (*name == '\0') {
         wd_http_reply_error(r, 400, "invalid_argument", "invalid fields: name",

@@ -551,6 +551,24 @@ static bool authorize(wd_http_req *r, const wd_route *route, void *ud)
     return true;
 }
 
+json_t *wd_api_input(wd_http_req *r, const wd_field *fields, size_t n, bool allow_empty)
+{
+    size_t len = 0;
+    wd_http_body(r, &len);
+    if (len == 0 && allow_empty)
+        return json_object();
+    json_t *in = wd_http_json_body(r);
+    if (in == NULL)
+        return NULL;
+    json_t *details = NULL;
+    if (wd_input_check(in, fields, n, &details) != WD_OK) {
+        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
+        json_decref(in);
+        return NULL;
+    }
+    return in;
+}
+
 /* ---- operations --------------------------------------------------------- */
 
 extern const char wd_openapi_json[];

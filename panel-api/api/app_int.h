@@ -4,6 +4,7 @@
 
 #include "actor.h"
 #include "app.h"
+#include "input.h"
 #include "bus.h"
 #include "db.h"
 #include "jwt.h"
@@ -57,6 +58,11 @@ wd_status wd_api_server_perms(wd_api *api, wd_http_req *r, const char *server_id
  * effort: without a bus it does nothing. */
 void wd_api_announce_revoked(wd_api *api, const char *user_id, const char *sid);
 void wd_api_announce_subuser_removed(wd_api *api, const char *user_id, const char *server_id);
+
+/* The request's JSON body checked against fields (input.h): NULL after a
+ * 400 reply with the error shape (malformed JSON, wrong types, unknown
+ * fields...). An empty body counts as {} when allow_empty. */
+json_t *wd_api_input(wd_http_req *r, const wd_field *fields, size_t n, bool allow_empty);
 
 wd_status wd_fleet_start(wd_api *api);
 void wd_fleet_stop(wd_api *api);

@@ -189,15 +189,9 @@ void wd_auth_login(wd_http_req *r, void *ud)
         {.name = "password", .type = WD_F_STRING, .required = true, .max_len = 72},
         {.name = "totp", .type = WD_F_STRING, .max_len = 32},
     };
-    json_t *in = wd_http_json_body(r);
+    json_t *in = wd_api_input(r, spec, sizeof spec / sizeof spec[0], false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, spec, sizeof spec / sizeof spec[0], &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     const char *name = json_string_value(json_object_get(in, "username"));
     const char *mail = json_string_value(json_object_get(in, "email"));
     if ((name == NULL) == (mail == NULL)) {
@@ -341,15 +335,9 @@ void wd_auth_refresh(wd_http_req *r, void *ud)
     static const wd_field spec[] = {
         {.name = "refresh_token", .type = WD_F_STRING, .required = true, .max_len = 128},
     };
-    json_t *in = wd_http_json_body(r);
+    json_t *in = wd_api_input(r, spec, 1, false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, spec, 1, &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     char hash[WD_TOKEN_HASH_HEX_LEN + 1];
     wd_token_hash(json_string_value(json_object_get(in, "refresh_token")), hash);
     json_decref(in);
@@ -493,26 +481,6 @@ void wd_auth_me(wd_http_req *r, void *ud)
 
 /* ---- account security: TOTP two-factor authentication, password --------- */
 
-/* Parses and checks a body against spec. An empty body counts as {} when
- * allow_empty. NULL after a 400 reply. */
-static json_t *checked_body(wd_http_req *r, const wd_field *spec, size_t n, bool allow_empty)
-{
-    size_t len = 0;
-    wd_http_body(r, &len);
-    if (len == 0 && allow_empty)
-        return json_object();
-    json_t *in = wd_http_json_body(r);
-    if (in == NULL)
-        return NULL;
-    json_t *details = NULL;
-    if (wd_input_check(in, spec, n, &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return NULL;
-    }
-    return in;
-}
-
 /* Failed password or code checks on the account routes feed the same
  * back-off as logins, so they are no side door for guessing. Keys as in
  * wd_auth_login (user names are stored lowercase). */
@@ -567,7 +535,7 @@ void wd_account_totp_enrol(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const wd_principal *p = wd_api_principal(r);
-    json_t *in = checked_body(r, NULL, 0, true);
+    json_t *in = wd_api_input(r, NULL, 0, true);
     if (in == NULL)
         return;
     json_decref(in);
@@ -636,7 +604,7 @@ void wd_account_totp_confirm(wd_http_req *r, void *ud)
     static const wd_field spec[] = {
         {.name = "code", .type = WD_F_STRING, .required = true, .max_len = 16},
     };
-    json_t *in = checked_body(r, spec, sizeof spec / sizeof spec[0], false);
+    json_t *in = wd_api_input(r, spec, sizeof spec / sizeof spec[0], false);
     if (in == NULL)
         return;
     char code[24];
@@ -729,7 +697,7 @@ void wd_account_totp_disable(wd_http_req *r, void *ud)
         {.name = "password", .type = WD_F_STRING, .required = true, .max_len = 72},
         {.name = "code", .type = WD_F_STRING, .required = true, .max_len = 32},
     };
-    json_t *in = checked_body(r, spec, sizeof spec / sizeof spec[0], false);
+    json_t *in = wd_api_input(r, spec, sizeof spec / sizeof spec[0], false);
     if (in == NULL)
         return;
     char pw[80], code[40], hash[128];
@@ -819,7 +787,7 @@ void wd_account_password_change(wd_http_req *r, void *ud)
          .required = true,
          .max_len = WD_PASSWORD_MAX_BYTES},
     };
-    json_t *in = checked_body(r, spec, sizeof spec / sizeof spec[0], false);
+    json_t *in = wd_api_input(r, spec, sizeof spec / sizeof spec[0], false);
     if (in == NULL)
         return;
     char cur[80], pw[80], hash[128];

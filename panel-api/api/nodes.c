@@ -98,15 +98,9 @@ static char *num(json_t *in, const char *k, const char *def, char *buf, size_t n
 void wd_nodes_create(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
-    json_t *in = wd_http_json_body(r);
+    json_t *in = wd_api_input(r, node_fields, NFIELDS, false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, node_fields, NFIELDS, &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     char b1[24], b2[24], b3[24], b4[24], b5[8], b6[8];
     const char *params[] = {
         json_string_value(json_object_get(in, "name")),
@@ -348,15 +342,9 @@ void wd_allocations_create(wd_http_req *r, void *ud)
         {.name = "ip", .type = WD_F_STRING, .required = true, .max_len = 45},
         {.name = "ports", .type = WD_F_ARRAY, .required = true, .max_len = 100},
     };
-    json_t *in = wd_http_json_body(r);
+    json_t *in = wd_api_input(r, spec, 2, false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, spec, 2, &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     /* Expand the ports: numbers and "A-B" ranges, at most 1000 in all. */
     int ports[1000];
     size_t n = 0, i;

@@ -588,15 +588,9 @@ void wd_servers_power(wd_http_req *r, void *ud)
     const char *id = wd_http_param(r, "id");
     static const wd_field spec[] = {
         {.name = "action", .type = WD_F_STRING, .required = true, .max_len = 16}};
-    json_t *in = wd_http_json_body(r);
+    json_t *in = wd_api_input(r, spec, 1, false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, spec, 1, &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     static const struct {
         const char *name;
         int action;
@@ -655,15 +649,9 @@ void wd_servers_command(wd_http_req *r, void *ud)
     const char *id = wd_http_param(r, "id");
     static const wd_field spec[] = {
         {.name = "command", .type = WD_F_STRING, .required = true, .max_len = 4096}};
-    json_t *in = wd_http_json_body(r);
+    json_t *in = wd_api_input(r, spec, 1, false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, spec, 1, &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     Warden__V1__ConsoleInput ci = WARDEN__V1__CONSOLE_INPUT__INIT;
     ci.line = (char *)json_string_value(json_object_get(in, "command"));
     wd_status st =
@@ -1019,15 +1007,9 @@ void wd_servers_startup_update(wd_http_req *r, void *ud)
     const wd_principal *me = wd_api_principal(r);
     static const wd_field spec_fields[] = {
         {.name = "variables", .type = WD_F_OBJECT, .required = true}};
-    json_t *in = wd_http_json_body(r);
+    json_t *in = wd_api_input(r, spec_fields, 1, false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, spec_fields, 1, &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     if (strcmp(me->role, "admin") != 0) {
         PGconn *c = wd_api_db(api, r);
         if (c == NULL) {

@@ -94,16 +94,10 @@ void wd_subusers_create(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const char *server_id = wd_http_param(r, "id");
-    json_t *in = wd_http_json_body(r);
+    json_t *in =
+        wd_api_input(r, create_fields, sizeof create_fields / sizeof create_fields[0], false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, create_fields, sizeof create_fields / sizeof create_fields[0],
-                       &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     const char *user_id = json_string_value(json_object_get(in, "user_id"));
     const char *email = json_string_value(json_object_get(in, "email"));
     const char *username = json_string_value(json_object_get(in, "username"));
@@ -184,15 +178,9 @@ void wd_subusers_update(wd_http_req *r, void *ud)
     const char *server_id = wd_http_param(r, "id"), *user;
     if (!target_ok(r, &user))
         return;
-    json_t *in = wd_http_json_body(r);
+    json_t *in = wd_api_input(r, update_fields, 1, false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, update_fields, 1, &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     /* The caller is this subuser (an owner is never one): no self-service. */
     if (strcmp(user, me->user_id) == 0 && strcmp(me->role, "admin") != 0) {
         wd_http_reply_error(r, 403, "forbidden", "you cannot change your own permissions", NULL);

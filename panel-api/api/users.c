@@ -89,16 +89,10 @@ static const wd_field create_fields[] = {
 void wd_users_create(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
-    json_t *in = wd_http_json_body(r);
+    json_t *in =
+        wd_api_input(r, create_fields, sizeof create_fields / sizeof create_fields[0], false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, create_fields, sizeof create_fields / sizeof create_fields[0],
-                       &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     if (!role_ok(r, in)) {
         json_decref(in);
         return;
@@ -170,16 +164,10 @@ void wd_users_update(wd_http_req *r, void *ud)
     const char *id;
     if (!user_id_ok(r, &id))
         return;
-    json_t *in = wd_http_json_body(r);
+    json_t *in =
+        wd_api_input(r, update_fields, sizeof update_fields / sizeof update_fields[0], false);
     if (in == NULL)
         return;
-    json_t *details = NULL;
-    if (wd_input_check(in, update_fields, sizeof update_fields / sizeof update_fields[0],
-                       &details) != WD_OK) {
-        wd_http_reply_error(r, 400, "invalid_argument", wd_err_msg(), details);
-        json_decref(in);
-        return;
-    }
     if (!role_ok(r, in)) {
         json_decref(in);
         return;
