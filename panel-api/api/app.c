@@ -569,6 +569,49 @@ json_t *wd_api_input(wd_http_req *r, const wd_field *fields, size_t n, bool allo
     return in;
 }
 
+bool wd_api_uuid_param(wd_http_req *r, const char *name, const char *what, const char **out)
+{
+    *out = wd_http_param(r, name);
+    if (wd_uuid_valid(*out))
+        return true;
+    char msg[96];
+    snprintf(msg, sizeof msg, "%s must be a UUID", what);
+    wd_http_reply_error(r, 400, "invalid_argument", msg, NULL);
+    return false;
+}
+
+void wd_api_delete_unused(wd_api *api, wd_http_req *r, const char *table, const char *column,
+                          const char *what, const char *id, const char *action)
+{
+    char check[256], del[128];
+    snprintf(check, sizeof check,
+             "SELECT (SELECT count(*) FROM servers WHERE %s = $1), "
+             "EXISTS (SELECT 1 FROM %s WHERE id = $1)",
+             column, table);
+    snprintf(del, sizeof del, "DELETE FROM %s WHERE id = $1", table);
+    PGconn *c = wd_api_db(api, r);
+    if (c == NULL)
+        return;
+    const char *params[] = {id};
+    PGresult *res = NULL;
+    wd_status st = wd_db_exec(c, check, 1, params, &res);
+    if (st == WD_OK && *PQgetvalue(res, 0, 1) != 't')
+        st = WD_ERR(WD_ERR_NOT_FOUND, "%s %s not found", what, id);
+    else if (st == WD_OK && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+        st = WD_ERR(WD_ERR_STATE, "%s is used by %s server(s): move or delete them first", what,
+                    PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (st == WD_OK)
+        st = wd_db_exec(c, del, 1, params, NULL);
+    if (st == WD_OK)
+        wd_api_audit(api, c, r, action, what, id, NULL);
+    wd_api_db_release(api, c);
+    if (st != WD_OK)
+        wd_http_reply_status(r, st);
+    else
+        wd_http_reply_json(r, 204, NULL);
+}
+
 /* ---- operations --------------------------------------------------------- */
 
 extern const char wd_openapi_json[];

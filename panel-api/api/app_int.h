@@ -64,6 +64,16 @@ void wd_api_announce_subuser_removed(wd_api *api, const char *user_id, const cha
  * fields...). An empty body counts as {} when allow_empty. */
 json_t *wd_api_input(wd_http_req *r, const wd_field *fields, size_t n, bool allow_empty);
 
+/* The path parameter `name` when it is a UUID (*out); else false after a
+ * 400 reply saying "<what> must be a UUID". */
+bool wd_api_uuid_param(wd_http_req *r, const char *name, const char *what, const char **out);
+
+/* DELETE of a row servers refer to (a node, a template): 404 when table
+ * has no row id, 409 while servers.<column> = id, else deleted, audited as
+ * action, 204. table and column are SQL identifiers from our code. */
+void wd_api_delete_unused(wd_api *api, wd_http_req *r, const char *table, const char *column,
+                          const char *what, const char *id, const char *action);
+
 wd_status wd_fleet_start(wd_api *api);
 void wd_fleet_stop(wd_api *api);
 

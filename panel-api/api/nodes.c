@@ -168,21 +168,11 @@ void wd_nodes_list(wd_http_req *r, void *ud)
     wd_api_list(api, r, sql, 2, params, pg.page, pg.limit, node_json);
 }
 
-static bool node_id_ok(wd_http_req *r, const char **id)
-{
-    *id = wd_http_param(r, "id");
-    if (!wd_uuid_valid(*id)) {
-        wd_http_reply_error(r, 400, "invalid_argument", "node id must be a UUID", NULL);
-        return false;
-    }
-    return true;
-}
-
 void wd_nodes_get(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const char *id;
-    if (!node_id_ok(r, &id))
+    if (!wd_api_uuid_param(r, "id", "node id", &id))
         return;
     PGconn *c = wd_api_db(api, r);
     if (c == NULL)
@@ -204,7 +194,7 @@ void wd_nodes_update(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const char *id;
-    if (!node_id_ok(r, &id))
+    if (!wd_api_uuid_param(r, "id", "node id", &id))
         return;
     json_t *in = wd_http_json_body(r);
     if (in == NULL)
@@ -265,41 +255,16 @@ void wd_nodes_update(wd_http_req *r, void *ud)
 
 void wd_nodes_delete(wd_http_req *r, void *ud)
 {
-    wd_api *api = ud;
     const char *id;
-    if (!node_id_ok(r, &id))
-        return;
-    PGconn *c = wd_api_db(api, r);
-    if (c == NULL)
-        return;
-    const char *params[] = {id};
-    PGresult *res = NULL;
-    wd_status st = wd_db_exec(c,
-                              "SELECT (SELECT count(*) FROM servers WHERE node_id = $1), "
-                              "EXISTS (SELECT 1 FROM nodes WHERE id = $1)",
-                              1, params, &res);
-    if (st == WD_OK && *PQgetvalue(res, 0, 1) != 't')
-        st = WD_ERR(WD_ERR_NOT_FOUND, "node %s not found", id);
-    else if (st == WD_OK && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
-        st = WD_ERR(WD_ERR_STATE, "node holds %s server(s): move or delete them first",
-                    PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if (st == WD_OK)
-        st = wd_db_exec(c, "DELETE FROM nodes WHERE id = $1", 1, params, NULL);
-    if (st == WD_OK)
-        wd_api_audit(api, c, r, "node.delete", "node", id, NULL);
-    wd_api_db_release(api, c);
-    if (st != WD_OK)
-        wd_http_reply_status(r, st);
-    else
-        wd_http_reply_json(r, 204, NULL);
+    if (wd_api_uuid_param(r, "id", "node id", &id))
+        wd_api_delete_unused(ud, r, "nodes", "node_id", "node", id, "node.delete");
 }
 
 void wd_nodes_join_token(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const char *id;
-    if (!node_id_ok(r, &id))
+    if (!wd_api_uuid_param(r, "id", "node id", &id))
         return;
     PGconn *c = wd_api_db(api, r);
     if (c == NULL)
@@ -336,7 +301,7 @@ void wd_allocations_create(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const char *id;
-    if (!node_id_ok(r, &id))
+    if (!wd_api_uuid_param(r, "id", "node id", &id))
         return;
     static const wd_field spec[] = {
         {.name = "ip", .type = WD_F_STRING, .required = true, .max_len = 45},
@@ -435,7 +400,7 @@ void wd_allocations_list(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const char *id;
-    if (!node_id_ok(r, &id))
+    if (!wd_api_uuid_param(r, "id", "node id", &id))
         return;
     PGconn *c = wd_api_db(api, r);
     if (c == NULL)
@@ -467,7 +432,7 @@ void wd_allocations_delete(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const char *id, *alloc = wd_http_param(r, "alloc");
-    if (!node_id_ok(r, &id))
+    if (!wd_api_uuid_param(r, "id", "node id", &id))
         return;
     if (!wd_uuid_valid(alloc)) {
         wd_http_reply_error(r, 400, "invalid_argument", "allocation id must be a UUID", NULL);

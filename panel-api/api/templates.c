@@ -90,11 +90,9 @@ void wd_templates_list(wd_http_req *r, void *ud)
 void wd_templates_get(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
-    const char *id = wd_http_param(r, "id");
-    if (!wd_uuid_valid(id)) {
-        wd_http_reply_error(r, 400, "invalid_argument", "template id must be a UUID", NULL);
+    const char *id;
+    if (!wd_api_uuid_param(r, "id", "template id", &id))
         return;
-    }
     PGconn *c = wd_api_db(api, r);
     if (c == NULL)
         return;
@@ -187,36 +185,10 @@ void wd_templates_replace(wd_http_req *r, void *ud)
 
 void wd_templates_delete(wd_http_req *r, void *ud)
 {
-    wd_api *api = ud;
-    const char *id = wd_http_param(r, "id");
-    if (!wd_uuid_valid(id)) {
-        wd_http_reply_error(r, 400, "invalid_argument", "template id must be a UUID", NULL);
+    const char *id;
+    if (!wd_api_uuid_param(r, "id", "template id", &id))
         return;
-    }
-    PGconn *c = wd_api_db(api, r);
-    if (c == NULL)
-        return;
-    const char *params[] = {id};
-    PGresult *res = NULL;
-    wd_status st = wd_db_exec(c,
-                              "SELECT (SELECT count(*) FROM servers WHERE template_id = $1), "
-                              "EXISTS (SELECT 1 FROM templates WHERE id = $1)",
-                              1, params, &res);
-    if (st == WD_OK && strcmp(PQgetvalue(res, 0, 1), "t") != 0)
-        st = WD_ERR(WD_ERR_NOT_FOUND, "template %s not found", id);
-    else if (st == WD_OK && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
-        st = WD_ERR(WD_ERR_STATE, "template is used by %s server(s): delete or move them first",
-                    PQgetvalue(res, 0, 0));
-    PQclear(res);
-    if (st == WD_OK)
-        st = wd_db_exec(c, "DELETE FROM templates WHERE id = $1", 1, params, NULL);
-    if (st == WD_OK)
-        wd_api_audit(api, c, r, "template.delete", "template", id, NULL);
-    wd_api_db_release(api, c);
-    if (st != WD_OK)
-        wd_http_reply_status(r, st);
-    else
-        wd_http_reply_json(r, 204, NULL);
+    wd_api_delete_unused(ud, r, "templates", "template_id", "template", id, "template.delete");
 }
 
 /* ---- for the command line (warden-api template import) ------------------ */

@@ -39,16 +39,6 @@ static bool role_ok(wd_http_req *r, json_t *in)
     return false;
 }
 
-static bool user_id_ok(wd_http_req *r, const char **id)
-{
-    *id = wd_http_param(r, "id");
-    if (!wd_uuid_valid(*id)) {
-        wd_http_reply_error(r, 400, "invalid_argument", "user id must be a UUID", NULL);
-        return false;
-    }
-    return true;
-}
-
 void wd_users_list(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
@@ -136,7 +126,7 @@ void wd_users_get(wd_http_req *r, void *ud)
 {
     wd_api *api = ud;
     const char *id;
-    if (!user_id_ok(r, &id))
+    if (!wd_api_uuid_param(r, "id", "user id", &id))
         return;
     PGconn *c = wd_api_db(api, r);
     if (c == NULL)
@@ -162,7 +152,7 @@ void wd_users_update(wd_http_req *r, void *ud)
     wd_api *api = ud;
     const wd_principal *me = wd_api_principal(r);
     const char *id;
-    if (!user_id_ok(r, &id))
+    if (!wd_api_uuid_param(r, "id", "user id", &id))
         return;
     json_t *in =
         wd_api_input(r, update_fields, sizeof update_fields / sizeof update_fields[0], false);
@@ -228,7 +218,7 @@ void wd_users_delete(wd_http_req *r, void *ud)
     wd_api *api = ud;
     const wd_principal *me = wd_api_principal(r);
     const char *id;
-    if (!user_id_ok(r, &id))
+    if (!wd_api_uuid_param(r, "id", "user id", &id))
         return;
     if (strcmp(id, me->user_id) == 0) {
         wd_http_reply_error(r, 409, "failed_precondition", "you cannot delete yourself", NULL);
