@@ -292,7 +292,9 @@ wd_status wd_agent_create(wd_agent **out, const wd_agent_cfg *cfg)
     snprintf(ag->servers_dir, sizeof ag->servers_dir, "%.900s/servers", abs);
     snprintf(ag->volumes_dir, sizeof ag->volumes_dir, "%.900s/volumes", abs);
     snprintf(ag->run_dir, sizeof ag->run_dir, "%.900s/run", abs);
+    snprintf(ag->backups_dir, sizeof ag->backups_dir, "%.900s/backups", abs);
     if ((st = wd_mkdir_p(ag->servers_dir, 0700)) != WD_OK ||
+        (st = wd_mkdir_p(ag->backups_dir, 0700)) != WD_OK ||
         (st = wd_mkdir_p(ag->volumes_dir, 0711)) != WD_OK ||
         (st = wd_mkdir_p(ag->run_dir, 0700)) != WD_OK)
         goto fail;
@@ -479,6 +481,8 @@ wd_status wd_agent_start(wd_agent *ag)
     rc.threads = (int)c->threads;
     if ((st = wd_runtime_create(&ag->rt, &rc)) != WD_OK)
         return st;
+    if ((st = wd_workq_create(&ag->jobs, WD_AGENT_JOB_THREADS, WD_AGENT_JOB_QUEUE)) != WD_OK)
+        return st;
 
     bool got_creds = false; /* (on an open bus the panel sends none) */
     if (ag->needs_join && (st = join_with_token(ag, &got_creds)) != WD_OK)
@@ -540,6 +544,11 @@ void wd_agent_stop(wd_agent *ag)
             usleep(100000);
         }
     }
+    /* Backups: queued ones answer "shutting down", a running create gives
+     * up, a running restore finishes (half a restore helps nobody). Before
+     * the runtime: jobs tell their actor when they are done. */
+    atomic_store(&ag->stopping, true);
+    wd_workq_destroy(&ag->jobs);
     if (ag->rt)
         wd_runtime_shutdown(ag->rt); /* drains every actor, publishes pending state */
     if (ag->bus)

@@ -12,6 +12,7 @@
 #include "bus.h"
 #include "util.h"
 #include "warden/v1/server.pb-c.h"
+#include "workq.h"
 
 #define WD_AGENT_MAX_SERVERS 4096
 
@@ -35,6 +36,7 @@ struct wd_agent {
     char servers_dir[1024]; /* persisted specs and states */
     char volumes_dir[1024]; /* game files, one directory per server */
     char run_dir[1024];     /* shim sockets and pid files */
+    char backups_dir[1024]; /* <backups_dir>/<server>/<backup>.tar.gz (backup.c) */
     char shim_path[1024];
     int64_t boot_ms;
 
@@ -46,6 +48,10 @@ struct wd_agent {
     kvStore *_Atomic kv_servers;
     natsSubscription *sub_req, *sub_probe;
     wd_actor *node;
+    /* Blocking backup work (create, restore) runs here, off the actors'
+     * workers; jobs answer their request themselves (server.c). */
+    wd_workq *jobs;
+    atomic_bool stopping; /* set by wd_agent_stop: running backups give up */
 
     /* capabilities, decided at start */
     bool isolate;
@@ -65,6 +71,8 @@ enum {
     SRV_BOOT,        /* re-attach or reconcile after load */
     SRV_SHUTDOWN,    /* agent exiting: stop the game if configured */
 };
+#define WD_AGENT_JOB_THREADS 2 /* backup jobs running at once on a node */
+#define WD_AGENT_JOB_QUEUE 1024
 
 /* Creates the server actor from a spec (ownership taken) and registers it.
  * WD_ERR_EXISTS if the id is registered. */

@@ -12,7 +12,11 @@
  * each proc's line n is published as seq_base + n, where seq_base is the last
  * sequence published before the proc started (persisted, so a restarted
  * agent continues the numbering and asks the shim for exactly the lines it
- * has not published yet). */
+ * has not published yet).
+ *
+ * Backups (backup.c does the file work) run on the agent's job queue, at
+ * most one per server; the actor checks requests and state and hears back
+ * when a job is done (see "backups" below). */
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -27,6 +31,7 @@
 #include <unistd.h>
 
 #include "agent_int.h"
+#include "backup.h"
 #include "cgroup.h"
 #include "js.h"
 #include "log.h"
@@ -36,6 +41,7 @@
 #include "shim_proto.h"
 #include "subject.h"
 #include "template.h"
+#include "warden/v1/backup.pb-c.h"
 #include "warden/v1/console.pb-c.h"
 
 #define ST(x) WARDEN__V1__SERVER_STATE__SERVER_STATE_##x
@@ -50,9 +56,42 @@ enum {
     T_STATS,
     T_SHIM_IO,     /* shim socket readable */
     T_RETRY_STATE, /* retry publishing state events NATS did not take */
+    T_JOB_DONE,    /* a backup job finished (a due-now timer: never refused) */
 };
 
 typedef enum { INTENT_NONE, INTENT_STOP, INTENT_RESTART, INTENT_KILL, INTENT_DELETE } intent_t;
+
+typedef enum { JOB_CREATE, JOB_RESTORE } job_kind;
+
+/* A backup create or restore running on the agent's job queue. Shared by
+ * the actor and the worker (refs); the worker answers the request itself,
+ * sets done, then nudges the actor. Until done only the worker writes it;
+ * the actor reads the results after done. */
+typedef struct {
+    atomic_int refs;
+    atomic_bool done;
+    atomic_bool cancel; /* the server is being deleted */
+    job_kind kind;
+    wd_agent *ag;
+    wd_actor *actor; /* reference */
+    natsMsg *m;      /* the request */
+    char server_id[WD_UUID_LEN + 1];
+    char backup_id[WD_UUID_LEN + 1];
+    char server_dir[1100];
+    char backup_dir[1100];
+    char **ignore;
+    size_t n_ignore;
+    bool truncate;
+    int uid, gid;
+    uint64_t max_bytes;
+    char trace[64];
+    /* results */
+    wd_status st;
+    char msg[512];
+    uint64_t size;
+    char sha256[65];
+    size_t skipped;
+} backup_job;
 
 typedef struct {
     bool active;
@@ -67,10 +106,15 @@ typedef struct {
     char run_dir[1100];
 } proc_t;
 
+/* A state event or console chunk on its way into JetStream. Both are
+ * published in order with the stream's acknowledgement awaited, so an
+ * event is only let go once it is stored (a stream electing a new leader
+ * after a NATS server died drops plain publishes silently). */
 typedef struct pending_event {
     struct pending_event *next;
     uint8_t *buf;
     size_t len;
+    bool console;   /* a console chunk; otherwise a state event */
     char msg_id[96];
     char trace[64]; /* of the request that caused it, "" if none */
 } pending_event;
@@ -100,8 +144,6 @@ typedef struct {
     double tokens;
     int64_t tokens_at_us;
     int64_t drop_notice_ms;
-    uint8_t *pack_buf;
-    size_t pack_cap;
 
     /* crash policy */
     int64_t restarts_at[32];
@@ -115,10 +157,17 @@ typedef struct {
     int64_t disk_at_ms;
 
     pending_event *pending_head, *pending_tail;
+    size_t pending_bytes;   /* console bytes queued while JetStream is away */
     uint64_t events; /* state events made by this actor: unique Nats-Msg-Ids */
+
+    backup_job *job;       /* the create/restore running for this server, or NULL */
+    bool delete_after_job; /* a delete waits for it (the job was cancelled) */
 } server;
 
 /* ---- small helpers ----------------------------------------------------- */
+
+static bool restore_running(server *s);
+static bool job_busy(server *s, wd_status *st);
 
 static const char *state_name(Warden__V1__ServerState s)
 {
@@ -234,34 +283,43 @@ static wd_status save_spec(server *s)
     return st;
 }
 
-/* ---- state events ------------------------------------------------------ */
+/* ---- state events and console chunks ------------------------------------ */
 
-/* Publishes queued state events in order; stops at the first failure. */
+/* Console bytes kept per server while JetStream does not take them (a
+ * leader election takes seconds); beyond this new chunks are dropped and
+ * counted like rate-limited lines. */
+#define PENDING_CONSOLE_MAX (4u << 20)
+
+/* Publishes queued events in order, each stored by JetStream before the
+ * next; stops at the first failure and retries from a timer. */
 static void flush_pending(server *s)
 {
-    char subj[WD_SUBJECT_MAX];
-    if (wd_subj_server_event(subj, sizeof subj, s->id, "state") != WD_OK)
+    char state_subj[WD_SUBJECT_MAX], console_subj[WD_SUBJECT_MAX];
+    if (wd_subj_server_event(state_subj, sizeof state_subj, s->id, "state") != WD_OK ||
+        wd_subj_server_event(console_subj, sizeof console_subj, s->id, "console") != WD_OK)
         return;
     while (s->pending_head) {
         pending_event *e = s->pending_head;
         natsMsg *m = NULL;
-        if (natsMsg_Create(&m, subj, NULL, (const char *)e->buf, (int)e->len) != NATS_OK)
+        if (natsMsg_Create(&m, e->console ? console_subj : state_subj, NULL,
+                           (const char *)e->buf, (int)e->len) != NATS_OK)
             break;
         natsMsgHeader_Set(m, WD_HDR_MSG_ID, e->msg_id);
         if (e->trace[0])
             natsMsgHeader_Set(m, WD_HDR_TRACE, e->trace);
         jsPubOptions po;
         jsPubOptions_Init(&po);
-        po.MaxWait = 2000;
+        po.MaxWait = 1000;
         jsPubAck *pa = NULL;
         natsStatus ns = js_PublishMsg(&pa, wd_bus_js(s->ag->bus), m, &po, NULL);
         jsPubAck_Destroy(pa);
         natsMsg_Destroy(m);
         if (ns != NATS_OK) {
-            /* Core publish as a fallback keeps live watchers informed even
-             * when JetStream is unavailable; the event stays queued. */
-            wd_debug("server %s: state event not stored yet (%s); will retry", s->id,
-                     natsStatus_GetText(ns));
+            /* Live watchers may have seen it already (the publish reached a
+             * server but was not stored); the retry carries the same
+             * Nats-Msg-Id, so the stream keeps one copy. */
+            wd_debug("server %s: %s not stored yet (%s); will retry", s->id,
+                     e->console ? "console chunk" : "state event", natsStatus_GetText(ns));
             if (s->retry_timer == 0)
                 wd_actor_timer(s->self, 1000, 1000, T_RETRY_STATE, &s->retry_timer);
             return;
@@ -269,10 +327,28 @@ static void flush_pending(server *s)
         s->pending_head = e->next;
         if (s->pending_head == NULL)
             s->pending_tail = NULL;
+        if (e->console)
+            s->pending_bytes -= e->len;
         free(e->buf);
         free(e);
     }
     cancel_timer(s, &s->retry_timer);
+}
+
+/* Queues e and publishes what can be published now. While a retry is
+ * pending, new events wait for the timer (in order) instead of blocking the
+ * actor on every one. */
+static void enqueue_pending(server *s, pending_event *e)
+{
+    if (e->console)
+        s->pending_bytes += e->len;
+    if (s->pending_tail)
+        s->pending_tail->next = e;
+    else
+        s->pending_head = e;
+    s->pending_tail = e;
+    if (s->retry_timer == 0)
+        flush_pending(s);
 }
 
 static void set_state(server *s, Warden__V1__ServerState to, const char *reason, int exit_code,
@@ -310,17 +386,13 @@ static void set_state(server *s, Warden__V1__ServerState to, const char *reason,
     /* The request being handled (if any) caused this: keep its trace. */
     const char *trace = wd_log_trace();
     snprintf(e->trace, sizeof e->trace, "%s", trace ? trace : "");
-    if (s->pending_tail)
-        s->pending_tail->next = e;
-    else
-        s->pending_head = e;
-    s->pending_tail = e;
-    flush_pending(s);
+    enqueue_pending(s, e);
 }
 
 /* ---- console ----------------------------------------------------------- */
 
-/* Publishes one chunk. lines/lens point into the shim frame: no copies. */
+/* Publishes one chunk (lines point into the shim frame) into JetStream,
+ * in order with the state events. */
 static void publish_chunk(server *s, uint64_t first_seq, ProtobufCBinaryData *lines, size_t n,
                           uint64_t dropped, Warden__V1__ConsoleSource src, uint32_t truncated)
 {
@@ -335,29 +407,25 @@ static void publish_chunk(server *s, uint64_t first_seq, ProtobufCBinaryData *li
     c.time_unix_ms = wd_unix_ms();
     c.truncated = truncated;
     size_t len = protobuf_c_message_get_packed_size(&c.base);
-    if (len > s->pack_cap) {
-        uint8_t *nb = realloc(s->pack_buf, len);
-        if (nb == NULL)
-            return;
-        s->pack_buf = nb;
-        s->pack_cap = len;
+    if (s->pending_bytes + len > PENDING_CONSOLE_MAX) {
+        /* JetStream has been away for a while: keep what is queued, count
+         * these lines as dropped (the next chunk reports them). */
+        s->pending_dropped += dropped + n;
+        s->dropped_total += n;
+        return;
     }
-    protobuf_c_message_pack(&c.base, s->pack_buf);
-    char subj[WD_SUBJECT_MAX], msg_id[96];
-    if (wd_subj_server_event(subj, sizeof subj, s->id, "console") != WD_OK)
+    pending_event *e = calloc(1, sizeof *e);
+    if (e == NULL || (e->buf = malloc(len ? len : 1)) == NULL) {
+        free(e);
         return;
+    }
+    e->len = protobuf_c_message_pack(&c.base, e->buf);
+    e->console = true;
     if (first_seq)
-        snprintf(msg_id, sizeof msg_id, "%s:%llu", s->id, (unsigned long long)first_seq);
+        snprintf(e->msg_id, sizeof e->msg_id, "%s:%llu", s->id, (unsigned long long)first_seq);
     else
-        snprintf(msg_id, sizeof msg_id, "%s:sys:%lld", s->id, (long long)wd_mono_us());
-    natsMsg *m = NULL;
-    if (natsMsg_Create(&m, subj, NULL, (const char *)s->pack_buf, (int)len) != NATS_OK)
-        return;
-    natsMsgHeader_Set(m, WD_HDR_MSG_ID, msg_id);
-    natsStatus ns = natsConnection_PublishMsg(wd_bus_nats(s->ag->bus), m);
-    if (ns != NATS_OK)
-        wd_debug("server %s: console publish: %s", s->id, natsStatus_GetText(ns));
-    natsMsg_Destroy(m);
+        snprintf(e->msg_id, sizeof e->msg_id, "%s:sys:%lld", s->id, (long long)wd_mono_us());
+    enqueue_pending(s, e);
 }
 
 /* A notice from the agent itself, shown in the console ("[Warden] ..."). */
@@ -436,11 +504,11 @@ static void on_lines(server *s, const wd_shim_frame *f)
     uint64_t first = s->p.seq_base + it.first_seq;
     uint64_t dropped = s->pending_dropped + it.dropped;
     if (keep > 0) {
+        s->pending_dropped = 0; /* reported by this chunk (or re-counted if it must go) */
         publish_chunk(s, first, lines, keep, dropped,
                       s->p.install ? WARDEN__V1__CONSOLE_SOURCE__CONSOLE_INSTALL
                                    : WARDEN__V1__CONSOLE_SOURCE__CONSOLE_GAME,
                       truncated);
-        s->pending_dropped = 0;
     } else {
         s->pending_dropped = dropped;
     }
@@ -736,6 +804,9 @@ static void signal_proc(server *s, int sig, bool tree)
 static wd_status do_start(server *s, const char *reason)
 {
     const Warden__V1__Template *t = s->spec->template_;
+    if (restore_running(s))
+        return WD_ERR(WD_ERR_STATE, "a restore of backup %s is running: start the server when "
+                      "it has finished", s->job->backup_id);
     if (t->install_script && *t->install_script && !s->installed)
         return WD_ERR(WD_ERR_STATE, "server is not installed yet: run install first");
     cancel_timer(s, &s->restart_timer);
@@ -1079,6 +1150,9 @@ static wd_status handle_install(server *s, natsMsg *m)
     if (s->state != ST(OFFLINE) && s->state != ST(CRASHED))
         return WD_ERR(WD_ERR_STATE, "cannot install while the server is %s; stop it first",
                       state_name(s->state));
+    wd_status busy;
+    if (job_busy(s, &busy))
+        return busy;
     cancel_timer(s, &s->restart_timer);
     const Warden__V1__Template *t = s->spec->template_;
     if (t->install_script == NULL || *t->install_script == '\0') {
@@ -1186,15 +1260,409 @@ static wd_status handle_console_in(server *s, natsMsg *m)
     return st;
 }
 
+/* ---- backups ----------------------------------------------------------- */
+
+/* Backups live in <data>/backups/<server>/ (docs/backups.md). Create and
+ * restore are blocking disk work: they run on the agent's job queue, one
+ * per server at a time, and answer their request from there; this actor
+ * only checks the request and the server's state, and hears back through
+ * T_JOB_DONE. List and delete are a directory read and two unlinks: done
+ * here. */
+
+static void backup_dir_of(server *s, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s", s->ag->backups_dir, s->id);
+}
+
+static void job_unref(backup_job *j)
+{
+    if (j == NULL || atomic_fetch_sub(&j->refs, 1) != 1)
+        return;
+    if (j->m)
+        natsMsg_Destroy(j->m);
+    wd_actor_unref(&j->actor);
+    for (size_t i = 0; i < j->n_ignore; i++)
+        free(j->ignore[i]);
+    free(j->ignore);
+    free(j);
+}
+
+static const char *job_what(const backup_job *j)
+{
+    return j->kind == JOB_CREATE ? "backup" : "restore";
+}
+
+/* Runs on a job-queue thread; touches the job only, never the server. */
+static void run_job(void *arg)
+{
+    backup_job *j = arg;
+    wd_log_set_trace(j->trace[0] ? j->trace : NULL);
+    wd_status st;
+    if (atomic_load(&j->ag->stopping)) {
+        st = WD_ERR(WD_ERR_UNAVAILABLE, "the agent is shutting down; try again");
+    } else if (atomic_load(&j->cancel)) {
+        st = WD_ERR(WD_ERR_CLOSED, "cancelled: the server is being deleted");
+    } else if (j->kind == JOB_CREATE) {
+        wd_backup_create_cfg c = {.server_dir = j->server_dir,
+                                  .backup_dir = j->backup_dir,
+                                  .backup_id = j->backup_id,
+                                  .ignore = j->ignore,
+                                  .n_ignore = j->n_ignore,
+                                  .cancel = &j->cancel,
+                                  .cancel2 = &j->ag->stopping};
+        int64_t t0 = wd_mono_ms();
+        st = wd_backup_create(&c, &j->size, j->sha256);
+        if (st == WD_OK)
+            wd_info("server %s: backup %s created: %llu bytes in %lld ms, sha256 %s",
+                    j->server_id, j->backup_id, (unsigned long long)j->size,
+                    (long long)(wd_mono_ms() - t0), j->sha256);
+    } else {
+        wd_backup_restore_cfg c = {.server_dir = j->server_dir,
+                                   .backup_dir = j->backup_dir,
+                                   .backup_id = j->backup_id,
+                                   .truncate = j->truncate,
+                                   .uid = j->uid,
+                                   .gid = j->gid,
+                                   .max_bytes = j->max_bytes};
+        int64_t t0 = wd_mono_ms();
+        st = wd_backup_restore(&c, &j->skipped);
+        if (st == WD_OK)
+            wd_info("server %s: backup %s restored in %lld ms%s", j->server_id, j->backup_id,
+                    (long long)(wd_mono_ms() - t0), j->truncate ? " (after emptying the dir)" : "");
+    }
+    j->st = st;
+    if (st != WD_OK) {
+        snprintf(j->msg, sizeof j->msg, "%s", wd_err_msg());
+        wd_warn("server %s: %s of %s failed: %s", j->server_id, job_what(j), j->backup_id,
+                j->msg);
+    } else if (j->kind == JOB_RESTORE && j->skipped) {
+        snprintf(j->msg, sizeof j->msg, "restored; %zu entries of other types than file, "
+                 "directory and symlink were left out", j->skipped);
+    }
+    /* Done before the reply: a client that has it may send the next request
+     * at once and must not find the server busy. */
+    wd_actor *a = wd_actor_ref(j->actor);
+    atomic_store(&j->done, true);
+    Warden__V1__Status status;
+    wd_status_fill(&status, st, j->msg[0] ? j->msg : NULL);
+    if (j->kind == JOB_CREATE) {
+        Warden__V1__BackupCreateReply rep = WARDEN__V1__BACKUP_CREATE_REPLY__INIT;
+        rep.status = &status;
+        if (st == WD_OK) {
+            rep.size_bytes = j->size;
+            rep.sha256 = j->sha256;
+        }
+        wd_bus_respond(j->ag->bus, j->m, &rep.base);
+    } else {
+        Warden__V1__Ack rep = WARDEN__V1__ACK__INIT;
+        rep.status = &status;
+        wd_bus_respond(j->ag->bus, j->m, &rep.base);
+    }
+    wd_actor_timer(a, 0, 0, T_JOB_DONE, NULL);
+    wd_actor_unref(&a);
+    wd_log_set_trace(NULL);
+    job_unref(j);
+}
+
+/* Forgets the job once it is done; tells the console how it went. */
+static void reap_job(server *s)
+{
+    backup_job *j = s->job;
+    if (j == NULL || !atomic_load(&j->done))
+        return;
+    s->job = NULL;
+    if (j->st == WD_OK && j->kind == JOB_CREATE)
+        system_line(s, "[Warden] backup %s created (%llu bytes)", j->backup_id,
+                    (unsigned long long)j->size);
+    else if (j->st == WD_OK)
+        system_line(s, "[Warden] backup %s restored", j->backup_id);
+    else if (j->st != WD_ERR_CLOSED)
+        system_line(s, "[Warden] %s of %s failed: %s", job_what(j), j->backup_id, j->msg);
+    job_unref(j);
+}
+
+static bool restore_running(server *s)
+{
+    reap_job(s);
+    return s->job && s->job->kind == JOB_RESTORE;
+}
+
+static bool job_busy(server *s, wd_status *st)
+{
+    reap_job(s);
+    if (s->job == NULL)
+        return false;
+    *st = WD_ERR(WD_ERR_UNAVAILABLE, "server %s is busy: a %s of backup %s is running; try again "
+                 "when it has finished", s->id, job_what(s->job), s->job->backup_id);
+    return true;
+}
+
+static backup_job *job_new(server *s, job_kind kind, const char *backup_id)
+{
+    backup_job *j = calloc(1, sizeof *j);
+    if (j == NULL)
+        return NULL;
+    atomic_init(&j->refs, 2); /* the actor's and the worker's */
+    atomic_init(&j->done, false);
+    atomic_init(&j->cancel, false);
+    j->kind = kind;
+    j->ag = s->ag;
+    j->actor = wd_actor_ref(s->self);
+    snprintf(j->server_id, sizeof j->server_id, "%s", s->id);
+    snprintf(j->backup_id, sizeof j->backup_id, "%s", backup_id);
+    snprintf(j->server_dir, sizeof j->server_dir, "%s", s->dir);
+    backup_dir_of(s, j->backup_dir, sizeof j->backup_dir);
+    j->uid = s->ag->drop_privs ? s->ag->game_uid : -1;
+    j->gid = s->ag->drop_privs ? s->ag->game_gid : -1;
+    const char *trace = wd_log_trace();
+    snprintf(j->trace, sizeof j->trace, "%s", trace ? trace : "");
+    return j;
+}
+
+/* Hands m to the job and the job to the queue. */
+static wd_status post_job(server *s, backup_job *j, natsMsg *m)
+{
+    j->m = m;
+    if (wd_workq_post(s->ag->jobs, run_job, j) != WD_OK) {
+        j->m = NULL;
+        atomic_store(&j->refs, 1);
+        job_unref(j);
+        return WD_ERR(WD_ERR_FULL, "too many backup jobs are queued on this node; try again");
+    }
+    s->job = j;
+    return WD_OK;
+}
+
+static wd_status backup_id_arg(const char *op, const char *given, char id[37])
+{
+    if (!wd_backup_id_norm(given, id))
+        return WD_ERR(WD_ERR_INVALID, "%s: backup_id must be a UUID (got '%.64s')", op,
+                      given ? given : "");
+    return WD_OK;
+}
+
+static bool backup_exists(server *s, const char *id)
+{
+    char dir[1100], path[1200];
+    backup_dir_of(s, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/%s.tar.gz", dir, id);
+    return access(path, F_OK) == 0;
+}
+
+/* Returns true if the job took m (it answers); else *st is the answer. */
+static bool backup_create(server *s, natsMsg *m, wd_status *st)
+{
+    Warden__V1__BackupCreateRequest *req = (Warden__V1__BackupCreateRequest *)wd_bus_decode(
+        &warden__v1__backup_create_request__descriptor, m);
+    if (req == NULL) {
+        *st = WD_ERR(WD_ERR_INVALID,
+                     "backup.create: body is not a valid warden.v1.BackupCreateRequest");
+        return false;
+    }
+    char id[37];
+    backup_job *j = NULL;
+    bool taken = false;
+    if ((*st = backup_id_arg("backup.create", req->backup_id, id)) != WD_OK)
+        goto out;
+    if (req->n_ignore > WD_BACKUP_MAX_IGNORE) {
+        *st = WD_ERR(WD_ERR_INVALID, "backup.create: at most %d ignore patterns",
+                     WD_BACKUP_MAX_IGNORE);
+        goto out;
+    }
+    for (size_t i = 0; i < req->n_ignore; i++) {
+        if (strlen(req->ignore[i]) > WD_BACKUP_MAX_PATTERN) {
+            *st = WD_ERR(WD_ERR_INVALID, "backup.create: ignore patterns are at most %d bytes",
+                         WD_BACKUP_MAX_PATTERN);
+            goto out;
+        }
+    }
+    if (job_busy(s, st))
+        goto out;
+    if (backup_exists(s, id)) {
+        *st = WD_ERR(WD_ERR_EXISTS, "backup %s exists already", id);
+        goto out;
+    }
+    if ((j = job_new(s, JOB_CREATE, id)) == NULL ||
+        (req->n_ignore && (j->ignore = calloc(req->n_ignore, sizeof *j->ignore)) == NULL)) {
+        *st = WD_ERR(WD_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (; j->n_ignore < req->n_ignore; j->n_ignore++) {
+        if ((j->ignore[j->n_ignore] = strdup(req->ignore[j->n_ignore])) == NULL) {
+            *st = WD_ERR(WD_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
+    if ((*st = post_job(s, j, m)) == WD_OK) {
+        taken = true;
+        wd_info("server %s: backup %s started", s->id, id);
+    }
+    j = NULL; /* post_job freed it on failure */
+out:
+    if (j) {
+        atomic_store(&j->refs, 1);
+        job_unref(j);
+    }
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    return taken;
+}
+
+static bool backup_restore(server *s, natsMsg *m, wd_status *st)
+{
+    Warden__V1__BackupRestoreRequest *req = (Warden__V1__BackupRestoreRequest *)wd_bus_decode(
+        &warden__v1__backup_restore_request__descriptor, m);
+    if (req == NULL) {
+        *st = WD_ERR(WD_ERR_INVALID,
+                     "backup.restore: body is not a valid warden.v1.BackupRestoreRequest");
+        return false;
+    }
+    char id[37];
+    bool truncate = req->truncate, taken = false;
+    *st = backup_id_arg("backup.restore", req->backup_id, id);
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    if (*st != WD_OK || job_busy(s, st))
+        return false;
+    if (s->p.active || (s->state != ST(OFFLINE) && s->state != ST(CRASHED))) {
+        *st = WD_ERR(WD_ERR_STATE, "cannot restore while the server is %s: stop it first",
+                     state_name(s->state));
+        return false;
+    }
+    if (!backup_exists(s, id)) {
+        *st = WD_ERR(WD_ERR_NOT_FOUND, "no backup %s for server %s", id, s->id);
+        return false;
+    }
+    if ((*st = prepare_dir(s)) != WD_OK)
+        return false;
+    backup_job *j = job_new(s, JOB_RESTORE, id);
+    if (j == NULL) {
+        *st = WD_ERR(WD_ERR_NOMEM, "out of memory");
+        return false;
+    }
+    j->truncate = truncate;
+    j->max_bytes = s->spec->limits ? s->spec->limits->disk_bytes : 0;
+    if ((*st = post_job(s, j, m)) != WD_OK)
+        return false;
+    taken = true;
+    /* An automatic restart must not start the game on half its files. */
+    if (s->restart_timer) {
+        cancel_timer(s, &s->restart_timer);
+        set_state(s, ST(OFFLINE), "restore requested: pending restart cancelled", 0, 0);
+    }
+    system_line(s, "[Warden] restoring backup %s%s", id,
+                truncate ? " (current files are deleted first)" : "");
+    return taken;
+}
+
+static wd_status backup_delete(server *s, natsMsg *m)
+{
+    Warden__V1__BackupDeleteRequest *req = (Warden__V1__BackupDeleteRequest *)wd_bus_decode(
+        &warden__v1__backup_delete_request__descriptor, m);
+    if (req == NULL)
+        return WD_ERR(WD_ERR_INVALID,
+                      "backup.delete: body is not a valid warden.v1.BackupDeleteRequest");
+    char id[37], dir[1100];
+    wd_status st = backup_id_arg("backup.delete", req->backup_id, id);
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    if (st != WD_OK)
+        return st;
+    reap_job(s);
+    if (s->job && strcmp(s->job->backup_id, id) == 0)
+        return WD_ERR(WD_ERR_UNAVAILABLE, "backup %s is busy: a %s of it is running; try again "
+                      "when it has finished", id, job_what(s->job));
+    backup_dir_of(s, dir, sizeof dir);
+    if ((st = wd_backup_delete(dir, id)) == WD_OK)
+        wd_info("server %s: backup %s deleted", s->id, id);
+    return st;
+}
+
+/* Answers m itself. */
+static void backup_list(server *s, natsMsg *m)
+{
+    Warden__V1__BackupListRequest *req = (Warden__V1__BackupListRequest *)wd_bus_decode(
+        &warden__v1__backup_list_request__descriptor, m);
+    if (req == NULL) {
+        reply_ack(s, m, WD_ERR_INVALID,
+                  "backup.list: body is not a valid warden.v1.BackupListRequest");
+        return;
+    }
+    protobuf_c_message_free_unpacked(&req->base, NULL);
+    char dir[1100];
+    backup_dir_of(s, dir, sizeof dir);
+    wd_backup_info *v = NULL;
+    size_t n = 0;
+    wd_status st = wd_backup_list(dir, &v, &n);
+    Warden__V1__BackupInfo *infos = n ? calloc(n, sizeof *infos) : NULL;
+    Warden__V1__BackupInfo **ptrs = n ? calloc(n, sizeof *ptrs) : NULL;
+    if (st == WD_OK && n && (infos == NULL || ptrs == NULL))
+        st = WD_ERR(WD_ERR_NOMEM, "out of memory");
+    if (st != WD_OK) {
+        reply_ack(s, m, st, wd_err_msg());
+    } else {
+        for (size_t i = 0; i < n; i++) {
+            warden__v1__backup_info__init(&infos[i]);
+            infos[i].backup_id = v[i].id;
+            infos[i].size_bytes = v[i].size;
+            infos[i].sha256 = v[i].sha256;
+            infos[i].created_unix = v[i].created_unix;
+            ptrs[i] = &infos[i];
+        }
+        Warden__V1__Status status;
+        wd_status_fill(&status, WD_OK, "");
+        Warden__V1__BackupListReply rep = WARDEN__V1__BACKUP_LIST_REPLY__INIT;
+        rep.status = &status;
+        rep.n_backups = n;
+        rep.backups = ptrs;
+        wd_bus_respond(s->ag->bus, m, &rep.base);
+    }
+    free(ptrs);
+    free(infos);
+    free(v);
+}
+
+/* backup.<op>. Returns true if m is no longer the caller's (answered, or
+ * taken by a job); else *st is to be answered. */
+static bool handle_backup(server *s, natsMsg *m, const char *op, wd_status *st)
+{
+    if (strcmp(op, "create") == 0)
+        return backup_create(s, m, st);
+    if (strcmp(op, "restore") == 0)
+        return backup_restore(s, m, st);
+    if (strcmp(op, "delete") == 0) {
+        *st = backup_delete(s, m);
+        return false;
+    }
+    if (strcmp(op, "list") == 0) {
+        backup_list(s, m);
+        natsMsg_Destroy(m);
+        return true;
+    }
+    *st = WD_ERR(WD_ERR_UNSUPPORTED, "operation 'backup.%s' is not supported by this agent "
+                 "(create, restore, delete, list)", op);
+    return false;
+}
+
 static void finish_delete(server *s)
 {
     wd_agent *ag = s->ag;
+    /* A backup job still reads or writes the dirs: cancel it and finish
+     * when it reports back (T_JOB_DONE). */
+    reap_job(s);
+    if (s->job) {
+        atomic_store(&s->job->cancel, true);
+        s->delete_after_job = true;
+        return;
+    }
+    s->delete_after_job = false;
     wd_status st = wd_remove_tree(s->dir);
     if (st == WD_OK)
         st = wd_remove_tree(s->meta_dir);
     char path[1200];
     snprintf(path, sizeof path, "%s/%s", ag->run_dir, s->id);
     wd_remove_tree(path);
+    /* The server's backups go with it (docs/backups.md). */
+    backup_dir_of(s, path, sizeof path);
+    if (st == WD_OK)
+        st = wd_remove_tree(path);
     snprintf(path, sizeof path, "%s/../install/%s.sh", ag->servers_dir, s->id);
     unlink(path);
     if (ag->cgroups)
@@ -1202,13 +1670,17 @@ static void finish_delete(server *s)
     kvStore *kv = atomic_load(&ag->kv_servers);
     if (kv)
         kvStore_Delete(kv, s->id);
+    /* Out of the registry before the answer: whoever got "deleted" must
+     * not find it any more. */
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", st == WD_OK ? "deleted" : wd_err_msg());
+    wd_agent_unregister(ag, s->id);
     if (s->delete_reply) {
-        reply_ack(s, s->delete_reply, st, st == WD_OK ? "deleted" : wd_err_msg());
+        reply_ack(s, s->delete_reply, st, msg);
         natsMsg_Destroy(s->delete_reply);
         s->delete_reply = NULL;
     }
     wd_info("server %s deleted", s->id);
-    wd_agent_unregister(ag, s->id);
     wd_actor_stop(s->self);
 }
 
@@ -1225,6 +1697,12 @@ static bool handle_delete(server *s, natsMsg *m, wd_status *st)
     protobuf_c_message_free_unpacked(&req->base, NULL);
     if (s->delete_reply) {
         *st = WD_ERR(WD_ERR_STATE, "a delete is already in progress");
+        return false;
+    }
+    if (!force && job_busy(s, st)) {
+        char why[400];
+        snprintf(why, sizeof why, "%s", wd_err_msg());
+        *st = WD_ERR(*st, "%s; or delete with force (cancels it)", why);
         return false;
     }
     cancel_timer(s, &s->restart_timer);
@@ -1284,6 +1762,11 @@ static void handle_request(server *s, natsMsg *m)
         if (handle_delete(s, m, &st)) {
             wd_log_set_trace(NULL);
             return; /* answered when the deletion completes */
+        }
+    } else if (strncmp(op, "backup.", 7) == 0) {
+        if (handle_backup(s, m, op + 7, &st)) {
+            wd_log_set_trace(NULL);
+            return; /* answered, or the job answers */
         }
     } else {
         st = WD_ERR(WD_ERR_UNSUPPORTED, "operation '%s' is not supported by this agent", op);
@@ -1439,6 +1922,11 @@ static void server_handler(wd_actor *self, void *state, wd_msg *msg)
     case T_RETRY_STATE:
         flush_pending(s);
         break;
+    case T_JOB_DONE:
+        reap_job(s);
+        if (s->delete_after_job && s->job == NULL && !s->p.active)
+            finish_delete(s);
+        break;
     case WD_MSG_STOP:
         /* Agent shutdown or deletion: the game keeps running under its
          * shim; we only let go of the socket. */
@@ -1462,6 +1950,7 @@ static void server_handler(wd_actor *self, void *state, wd_msg *msg)
 static void free_server(void *p)
 {
     server *s = p;
+    job_unref(s->job); /* a running job keeps its own reference */
     if (s->spec)
         protobuf_c_message_free_unpacked(&s->spec->base, NULL);
     while (s->pending_head) {
@@ -1470,7 +1959,6 @@ static void free_server(void *p)
         free(e->buf);
         free(e);
     }
-    free(s->pack_buf);
     free(s);
 }
 

@@ -6,8 +6,21 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "log.h"
 #include "util.h"
+
+/* nats.c (3.4) frees OpenSSL's compression-method stack in nats_Close()
+ * without telling OpenSSL (nats-io/nats.c#904); OpenSSL's own exit handler
+ * then frees it again and the process crashes on its way out after any TLS
+ * connection to NATS. Initialising OpenSSL without that exit handler, before
+ * anything else touches it, avoids the double free; the OS reclaims the
+ * memory at exit. */
+__attribute__((constructor)) static void openssl_without_atexit(void)
+{
+    OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
+}
 
 struct wd_bus {
     natsConnection *nc;
@@ -79,6 +92,19 @@ static void on_reconnected(natsConnection *nc, void *ud)
 static void on_closed(natsConnection *nc, void *ud)
 {
     wd_bus *b = ud;
+    if (!atomic_load(&b->closing)) {
+        /* nats.c gave up by itself: say why (a TLS handshake that failed
+         * is the usual cause; it is not retried). */
+        const char *err = NULL;
+        natsStatus s = natsConnection_GetLastError(nc, &err);
+        bool tls = b->cfg.tls || b->cfg.tls_ca || b->cfg.tls_cert ||
+                   (err && (strstr(err, "SSL") || strstr(err, "certificate")));
+        wd_error("nats: connection closed and not retried: %s%s", err ? err : natsStatus_GetText(s),
+                 tls ? " (with TLS, a failed handshake ends here: check that --nats-tls-ca "
+                       "holds the CA that signed the NATS servers' certificates, and that "
+                       "they are valid for the host names in --nats-url)"
+                     : "");
+    }
     if (b->cfg.on_event)
         b->cfg.on_event(WD_BUS_CLOSED, b->cfg.ud);
     atomic_store(&b->closed, true); /* last touch of b */

@@ -39,12 +39,19 @@ wd_status wd_js_ensure_stream(wd_bus *b, const wd_stream_cfg *cfg)
 wd_status wd_js_ensure_kv(wd_bus *b, const char *bucket, int64_t ttl_s, int history,
                           kvStore **out)
 {
+    return wd_js_ensure_kv_replicas(b, bucket, ttl_s, history, 1, out);
+}
+
+wd_status wd_js_ensure_kv_replicas(wd_bus *b, const char *bucket, int64_t ttl_s, int history,
+                                   int replicas, kvStore **out)
+{
     kvConfig kc;
     kvConfig_Init(&kc);
     kc.Bucket = bucket;
     kc.History = (uint8_t)(history > 0 ? history : 1);
     kc.TTL = ttl_s > 0 ? ttl_s * (int64_t)1000000000 : 0;
     kc.StorageType = js_FileStorage;
+    kc.Replicas = replicas > 0 ? replicas : 1;
     natsStatus s = js_CreateKeyValue(out, wd_bus_js(b), &kc);
     if (s != NATS_OK) {
         /* Exists already (possibly with other settings): open it. */
@@ -57,6 +64,11 @@ wd_status wd_js_ensure_kv(wd_bus *b, const char *bucket, int64_t ttl_s, int hist
 
 wd_status wd_js_setup_warden(wd_bus *b)
 {
+    return wd_js_setup_warden_replicas(b, 1);
+}
+
+wd_status wd_js_setup_warden_replicas(wd_bus *b, int replicas)
+{
     static const char *const console_subjects[] = {"warden.server.*.console"};
     static const char *const event_subjects[] = {"warden.server.*.state",
                                                  "warden.panel.events.>"};
@@ -66,22 +78,24 @@ wd_status wd_js_setup_warden(wd_bus *b)
                              .max_msgs_per_subject = 500,
                              .max_age_s = 7 * 24 * 3600,
                              .max_bytes = 1024LL * 1024 * 1024,
-                             .duplicates_s = 120};
+                             .duplicates_s = 120,
+                             .replicas = replicas};
     wd_stream_cfg events = {.name = WD_STREAM_EVENTS,
                             .subjects = event_subjects,
                             .nsubjects = 2,
                             .max_msgs_per_subject = 1000,
                             .max_age_s = 30 * 24 * 3600,
                             .max_bytes = 256LL * 1024 * 1024,
-                            .duplicates_s = 120};
+                            .duplicates_s = 120,
+                            .replicas = replicas};
     wd_status st = wd_js_ensure_stream(b, &console);
     if (st == WD_OK)
         st = wd_js_ensure_stream(b, &events);
     kvStore *kv = NULL;
-    if (st == WD_OK && (st = wd_js_ensure_kv(b, WD_KV_NODES, 30, 1, &kv)) == WD_OK)
+    if (st == WD_OK && (st = wd_js_ensure_kv_replicas(b, WD_KV_NODES, 30, 1, replicas, &kv)) == WD_OK)
         kvStore_Destroy(kv);
     kv = NULL;
-    if (st == WD_OK && (st = wd_js_ensure_kv(b, WD_KV_SERVERS, 0, 1, &kv)) == WD_OK)
+    if (st == WD_OK && (st = wd_js_ensure_kv_replicas(b, WD_KV_SERVERS, 0, 1, replicas, &kv)) == WD_OK)
         kvStore_Destroy(kv);
     return st;
 }

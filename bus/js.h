@@ -35,7 +35,13 @@ wd_status wd_js_ensure_stream(wd_bus *b, const wd_stream_cfg *cfg);
 /* Creates or opens a KV bucket. ttl_s 0: keys never expire. */
 wd_status wd_js_ensure_kv(wd_bus *b, const char *bucket, int64_t ttl_s, int history,
                           kvStore **out);
-/* Creates Warden's streams and buckets (above). */
+/* The same with `replicas` copies (0: 1). */
+wd_status wd_js_ensure_kv_replicas(wd_bus *b, const char *bucket, int64_t ttl_s, int history,
+                                   int replicas, kvStore **out);
+/* Creates Warden's streams and buckets (above) with one replica each. */
 wd_status wd_js_setup_warden(wd_bus *b);
+/* The same with `replicas` copies of each (3 on a 3-server cluster, so one
+ * server can go without losing data); an existing stream is updated to it. */
+wd_status wd_js_setup_warden_replicas(wd_bus *b, int replicas);
 
 #endif

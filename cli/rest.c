@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bulk.h"
+#include "filter.h"
 #include "util.h"
 
 typedef struct {
@@ -126,13 +128,13 @@ static json_t *request(const char *url, const char *method, const char *path, co
 }
 
 /* Request with the session's token, refreshing it once on 401. */
-static json_t *authed(session *s, const char *method, const char *path, json_t *body,
-                      long *status, char *err, size_t errlen)
+static json_t *authed(session *s, const char *method, const char *path, json_t *body, long *status,
+                      char *err, size_t errlen)
 {
     const char *tok = getenv("WARDEN_TOKEN");
     bool env_token = tok && *tok;
-    json_t *j = request(s->url, method, path, env_token ? tok : s->access, body, status, err,
-                        errlen);
+    json_t *j =
+        request(s->url, method, path, env_token ? tok : s->access, body, status, err, errlen);
     if (*status != 401 || env_token || s->refresh[0] == '\0')
         return j;
     json_decref(j);
@@ -207,37 +209,248 @@ static int cmd_login(session *s, int argc, char **argv)
     return 0;
 }
 
-static int cmd_servers(session *s, bool json)
+/* Every server the caller can see, all pages; *out a JSON array. */
+static int list_servers(session *s, json_t **out)
 {
     long st = 0;
-    char err[512] = "";
-    json_t *r = authed(s, "GET", "/api/v1/servers?per_page=100", NULL, &st, err, sizeof err);
-    if (st != 200) {
+    char err[512] = "", path[128];
+    json_t *all = json_array();
+    for (int page = 1; page <= 1000; page++) {
+        snprintf(path, sizeof path, "/api/v1/servers?per_page=100&page=%d", page);
+        json_t *r = authed(s, "GET", path, NULL, &st, err, sizeof err);
+        if (st != 200) {
+            json_decref(r);
+            json_decref(all);
+            return fail(err[0] ? err : "listing servers failed");
+        }
+        json_t *data = json_object_get(r, "data");
+        size_t got = json_array_size(data);
+        json_array_extend(all, data);
+        json_int_t total =
+            json_integer_value(json_object_get(json_object_get(r, "pagination"), "total"));
         json_decref(r);
-        return fail(err);
+        if (got == 0 || (json_int_t)json_array_size(all) >= total)
+            break;
     }
-    json_t *data = json_object_get(r, "data");
-    if (json) {
+    *out = all;
+    return 0;
+}
+
+static int cmd_servers(session *s, bool json, bool ids)
+{
+    json_t *data = NULL;
+    if (list_servers(s, &data) != 0)
+        return 1;
+    if (ids) {
+        size_t i;
+        json_t *sv;
+        json_array_foreach(data, i, sv)
+            printf("%s\n", json_string_value(json_object_get(sv, "id")) ?: "");
+    } else if (json) {
         char *t = json_dumps(data, JSON_COMPACT);
         printf("%s\n", t ? t : "[]");
         free(t);
     } else {
-        printf("%-36s  %-10s %-21s %s\n", "SERVER", "STATE", "ADDRESS", "NAME");
+        printf("%-36s  %-10s %-21s %6s %9s  %s\n", "SERVER", "STATE", "ADDRESS", "CPU%", "MEMORY",
+               "NAME");
         size_t i;
         json_t *sv;
         json_array_foreach(data, i, sv)
         {
             json_t *a = json_object_get(sv, "allocation");
-            char addr[64];
-            snprintf(addr, sizeof addr, "%s:%lld", json_string_value(json_object_get(a, "ip")) ?: "",
+            json_t *res = json_object_get(sv, "resources");
+            char addr[64], cpu[16] = "-", mem[32] = "-";
+            snprintf(addr, sizeof addr, "%s:%lld",
+                     json_string_value(json_object_get(a, "ip")) ?: "",
                      (long long)json_integer_value(json_object_get(a, "port")));
-            printf("%-36s  %-10s %-21s %s\n", json_string_value(json_object_get(sv, "id")),
-                   json_string_value(json_object_get(sv, "state")), addr,
-                   json_string_value(json_object_get(sv, "name")));
+            if (json_is_object(res)) {
+                snprintf(cpu, sizeof cpu, "%.1f",
+                         json_number_value(json_object_get(res, "cpu_percent")));
+                snprintf(mem, sizeof mem, "%.1f MB",
+                         (double)json_integer_value(json_object_get(res, "memory_bytes")) /
+                             1048576.0);
+            }
+            printf("%-36s  %-10s %-21s %6s %9s  %s\n",
+                   json_string_value(json_object_get(sv, "id")) ?: "",
+                   json_string_value(json_object_get(sv, "state")) ?: "", addr, cpu, mem,
+                   json_string_value(json_object_get(sv, "name")) ?: "");
         }
     }
-    json_decref(r);
+    json_decref(data);
     return 0;
+}
+
+/* ---- bulk: power and broadcast through the API -------------------------- */
+
+/* Template ids in server rows are database ids; filters and the broadcast
+ * table use the template's slug. Looked up once per template. */
+typedef struct {
+    char id[64], slug[128];
+} slug_cache;
+
+static const char *template_slug(session *s, const char *tpl_id, slug_cache *c, size_t cap,
+                                 size_t *n)
+{
+    if (tpl_id == NULL || !wd_uuid_valid(tpl_id))
+        return "";
+    for (size_t i = 0; i < *n; i++)
+        if (strcmp(c[i].id, tpl_id) == 0)
+            return c[i].slug;
+    if (*n == cap)
+        return "";
+    char path[128], err[512];
+    long st = 0;
+    snprintf(path, sizeof path, "/api/v1/templates/%s", tpl_id);
+    json_t *r = authed(s, "GET", path, NULL, &st, err, sizeof err);
+    snprintf(c[*n].id, sizeof c[*n].id, "%s", tpl_id);
+    snprintf(c[*n].slug, sizeof c[*n].slug, "%s",
+             st == 200 ? json_string_value(json_object_get(r, "slug")) ?: "" : "");
+    json_decref(r);
+    return c[(*n)++].slug;
+}
+
+/* Does the caller hold perm on server id? (GET /servers/{id} lists what the
+ * caller may do, admins included.) */
+static bool holds(session *s, const char *id, const char *perm)
+{
+    char path[128], err[512];
+    long st = 0;
+    snprintf(path, sizeof path, "/api/v1/servers/%s", id);
+    json_t *r = authed(s, "GET", path, NULL, &st, err, sizeof err);
+    bool ok = false;
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(r, "permissions"), i, p) ok |=
+        json_is_string(p) && strcmp(json_string_value(p), perm) == 0;
+    json_decref(r);
+    return ok;
+}
+
+typedef struct {
+    const char *filter, *format, *message, *action;
+    bool all;
+} bulk_args;
+
+/* power ACTION (--filter|--all) and broadcast MESSAGE [--filter] [--format].
+ * Sequential: one HTTP request at a time keeps the API's rate limits happy
+ * and the order of the report stable. */
+static int cmd_bulk(session *s, bool json, const bulk_args *a)
+{
+    bool broadcast = a->message != NULL;
+    wd_filter f;
+    if (wd_filter_parse(a->filter, &f) != WD_OK) {
+        fprintf(stderr, "wardenctl: --filter: %s\n", wd_err_msg());
+        return 2;
+    }
+    if (!broadcast && f.n == 0 && !a->all) {
+        fprintf(stderr, "wardenctl: refusing to act on every server without --all: give "
+                        "--filter EXPR (e.g. state=running,node=NODE) or --all\n");
+        return 2;
+    }
+    char line[4200];
+    wd_status vst = WD_OK;
+    if (broadcast) {
+        vst = wd_bulk_message_ok(a->message);
+        if (vst == WD_OK && a->format)
+            vst = wd_bulk_broadcast_line("", a->format, a->message, line, sizeof line);
+    }
+    if (vst != WD_OK) {
+        fprintf(stderr, "wardenctl: broadcast: %s\n", wd_err_msg());
+        return 2;
+    }
+    json_t *data = NULL;
+    if (list_servers(s, &data) != 0)
+        return 1;
+    slug_cache cache[64];
+    size_t ncache = 0;
+    json_t **sel = calloc(json_array_size(data) + 1, sizeof *sel);
+    size_t n = 0, i;
+    json_t *sv;
+    json_array_foreach(data, i, sv)
+    {
+        const char *slug = template_slug(s, json_string_value(json_object_get(sv, "template_id")),
+                                         cache, 64, &ncache);
+        json_object_set_new(sv, "template_slug", json_string(slug));
+        wd_filter_subject sub = {.id = json_string_value(json_object_get(sv, "id")),
+                                 .name = json_string_value(json_object_get(sv, "name")),
+                                 .node = json_string_value(json_object_get(sv, "node_id")),
+                                 .template_id = slug,
+                                 .state = json_string_value(json_object_get(sv, "state"))};
+        if (sel && wd_filter_match(&f, &sub))
+            sel[n++] = sv;
+    }
+    char verb[32];
+    snprintf(verb, sizeof verb, broadcast ? "broadcast" : "power %s", a->action);
+    wd_bulk b;
+    wd_bulk_begin(&b, verb, n, json);
+    if (broadcast)
+        b.ok_word = "sent";
+    for (size_t k = 0; k < n; k++) {
+        const char *id = json_string_value(json_object_get(sel[k], "id")) ?: "";
+        const char *name = json_string_value(json_object_get(sel[k], "name")) ?: "";
+        const char *state = json_string_value(json_object_get(sel[k], "state")) ?: "";
+        char path[128], err[512] = "", why[128], perm[64];
+        long st = 0;
+        if (!wd_uuid_valid(id)) {
+            wd_bulk_report(&b, id, name, WD_BULK_FAILED, "the API returned a bad id");
+            continue;
+        }
+        json_t *body;
+        if (broadcast) {
+            if (strcmp(state, "running") != 0) {
+                snprintf(why, sizeof why, "not running (%s)", state);
+                wd_bulk_report(&b, id, name, WD_BULK_SKIPPED, why);
+                continue;
+            }
+            wd_status lst =
+                wd_bulk_broadcast_line(json_string_value(json_object_get(sel[k], "template_slug")),
+                                       a->format, a->message, line, sizeof line);
+            if (lst != WD_OK) {
+                wd_bulk_report(&b, id, name,
+                               lst == WD_ERR_UNSUPPORTED ? WD_BULK_SKIPPED : WD_BULK_FAILED,
+                               wd_err_msg());
+                continue;
+            }
+            snprintf(perm, sizeof perm, "control.console");
+            snprintf(path, sizeof path, "/api/v1/servers/%s/command", id);
+            body = json_pack("{s:s}", "command", line);
+        } else {
+            /* Nothing to do is a skip, not a failure (the API would say 409). */
+            const char *skip = NULL;
+            if (strcmp(a->action, "start") == 0 &&
+                (strcmp(state, "running") == 0 || strcmp(state, "starting") == 0))
+                skip = "already running";
+            else if ((strcmp(a->action, "stop") == 0 || strcmp(a->action, "kill") == 0) &&
+                     strcmp(state, "offline") == 0)
+                skip = "already offline";
+            if (skip) {
+                wd_bulk_report(&b, id, name, WD_BULK_SKIPPED, skip);
+                continue;
+            }
+            snprintf(perm, sizeof perm, "control.%s", a->action);
+            snprintf(path, sizeof path, "/api/v1/servers/%s/power", id);
+            body = json_pack("{s:s}", "action", a->action);
+        }
+        if (!holds(s, id, perm)) {
+            snprintf(why, sizeof why, "you do not hold %s on it", perm);
+            wd_bulk_report(&b, id, name, WD_BULK_SKIPPED, why);
+            json_decref(body);
+            continue;
+        }
+        json_t *r = authed(s, "POST", path, body, &st, err, sizeof err);
+        json_decref(body);
+        if (st >= 200 && st < 300)
+            wd_bulk_report(&b, id, name, WD_BULK_OK,
+                           broadcast ? line : json_string_value(json_object_get(r, "state")));
+        else if (st == 403)
+            wd_bulk_report(&b, id, name, WD_BULK_SKIPPED, err);
+        else
+            wd_bulk_report(&b, id, name, WD_BULK_FAILED, err[0] ? err : "request failed");
+        json_decref(r);
+    }
+    free(sel);
+    json_decref(data);
+    return wd_bulk_end(&b);
 }
 
 static int simple_post(session *s, const char *path, json_t *body, bool json, const char *done)
@@ -264,12 +477,24 @@ static int simple_post(session *s, const char *path, json_t *body, bool json, co
 
 int wd_rest_main(const char *api_url, bool json, int argc, char **argv)
 {
-    /* --json may also follow the command. */
+    /* --json and the bulk flags may follow the command. */
     int k = 0;
+    bool ids = false;
+    bulk_args ba = {0};
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--json") == 0)
             json = true;
-        else
+        else if (strcmp(argv[i], "--ids") == 0)
+            ids = true;
+        else if (strcmp(argv[i], "--all") == 0)
+            ba.all = true;
+        else if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc)
+            ba.filter = argv[++i];
+        else if (strcmp(argv[i], "--format") == 0 && i + 1 < argc)
+            ba.format = argv[++i];
+        else if (strcmp(argv[i], "--no-stats") == 0 || strcmp(argv[i], "--parallel") == 0) {
+            i += argv[i][2] == 'p'; /* bus-mode tuning: nothing to do here */
+        } else
             argv[k++] = argv[i];
     }
     argc = k;
@@ -296,7 +521,16 @@ int wd_rest_main(const char *api_url, bool json, int argc, char **argv)
     if (strcmp(cmd, "login") == 0) {
         rc = cmd_login(&s, argc, argv);
     } else if (strcmp(cmd, "servers") == 0 && argc == 1) {
-        rc = cmd_servers(&s, json);
+        rc = cmd_servers(&s, json, ids);
+    } else if (strcmp(cmd, "power") == 0 && argc == 2) {
+        ba.action = argv[1];
+        rc = strcmp(ba.action, "start") == 0 || strcmp(ba.action, "stop") == 0 ||
+                     strcmp(ba.action, "restart") == 0 || strcmp(ba.action, "kill") == 0
+                 ? cmd_bulk(&s, json, &ba)
+                 : (fprintf(stderr, "wardenctl: power takes start, stop, restart or kill\n"), 2);
+    } else if (strcmp(cmd, "broadcast") == 0 && argc == 2) {
+        ba.message = argv[1];
+        rc = cmd_bulk(&s, json, &ba);
     } else if (strcmp(cmd, "power") == 0 && argc == 3 && wd_uuid_valid(argv[1])) {
         snprintf(path, sizeof path, "/api/v1/servers/%s/power", argv[1]);
         rc = simple_post(&s, path, json_pack("{s:s}", "action", argv[2]), json, argv[2]);
@@ -304,8 +538,10 @@ int wd_rest_main(const char *api_url, bool json, int argc, char **argv)
         snprintf(path, sizeof path, "/api/v1/servers/%s/command", argv[1]);
         rc = simple_post(&s, path, json_pack("{s:s}", "command", argv[2]), json, "sent");
     } else {
-        fprintf(stderr, "wardenctl: REST mode commands: login --username NAME | servers | "
-                        "power SERVER_ID start|stop|restart|kill | send SERVER_ID COMMAND\n");
+        fprintf(stderr, "wardenctl: REST mode commands: login --username NAME | servers [--ids] | "
+                        "power SERVER_ID start|stop|restart|kill | power ACTION (--filter EXPR "
+                        "| --all) | send SERVER_ID COMMAND | broadcast MESSAGE [--filter EXPR] "
+                        "[--format FMT]\n");
         rc = 2;
     }
     curl_global_cleanup();

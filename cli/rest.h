@@ -1,5 +1,9 @@
 /* wardenctl's REST mode: the same operator verbs against warden-api
- * instead of the bus (login, servers, power, send).
+ * instead of the bus (login, servers, power, send), and the bulk ones that
+ * must honour the caller's permissions: `power ACTION --filter EXPR` and
+ * `broadcast MESSAGE` act only on servers where GET /api/v1/servers/{id}
+ * lists the needed permission (control.<action>, control.console); the
+ * others are reported as skipped.
  *
  * The session (API URL, access and refresh tokens) is kept in
  * $WARDEN_SESSION or ~/.config/warden/session.json (mode 0600); an expired

@@ -33,6 +33,10 @@ endforeach()
 install(TARGETS ${_wd_panel_bins} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT panel)
 install(TARGETS ${_wd_agent_bins} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT agent)
 install(TARGETS wardenctl RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT cli)
+# Makes the CA and certificates for TLS to NATS (docs/operations.md).
+install(PROGRAMS ${CMAKE_SOURCE_DIR}/deploy/tls/warden-nats-certs
+        DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT panel)
+install(FILES ${CMAKE_BINARY_DIR}/cli/wardenctl.bash DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME wardenctl COMPONENT cli)
 
 # The web panel (built by tools/web.cmake when web/ is there).
 if(TARGET web_bundle)

@@ -475,6 +475,11 @@ static void drain_inbox(wd_gw *gw)
             if (!w)
                 break;
             wd_ws_frame *f = it->f;
+            if (f->kind == WD_WS_FRAME_CONSOLE && f->seq_last) {
+                if (f->seq_last <= w->console_seq)
+                    break; /* seen: the agent published it again after a NATS failure */
+                w->console_seq = f->seq_last;
+            }
             if (f->kind == WD_WS_FRAME_STATS) {
                 wd_ws_frame_unref(w->last_stats);
                 w->last_stats = wd_ws_frame_ref(f);

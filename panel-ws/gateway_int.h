@@ -66,6 +66,8 @@ struct watch {
     conn *conns; /* watchers, through conn->wnext/wprev */
     int refs;
     wd_ws_frame *last_stats, *last_status;
+    uint64_t console_seq; /* last console line sent live: an agent's retried
+                             chunk (same lines again) is not sent twice */
 };
 
 struct conn {

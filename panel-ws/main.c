@@ -71,7 +71,7 @@ int main(int argc, char **argv)
         return keygen(argv[2], argv[3]);
     }
     char *listen = NULL, *port_file = NULL, *nats_url = NULL, *nats_creds = NULL, *pubkeys = NULL,
-         *origins = NULL, *log_level = NULL;
+         *origins = NULL, *log_level = NULL, *tls_ca = NULL, *tls_cert = NULL, *tls_key = NULL;
     long max_conns = 0, max_msg = 0, q_frames = 0, q_bytes = 0, rate = 0, burst = 0, history = 0,
          sndbuf = 0, ping = 0, auth_timeout = 0, warn_s = 0, workers = 0, req_timeout = 0;
     wd_cfg_opt opts[] = {
@@ -83,6 +83,12 @@ int main(int argc, char **argv)
          "NATS server URL(s), comma-separated"},
         {"nats-creds", "WARDEN_NATS_CREDS", WD_CFG_STR, NULL, 0, 0, &nats_creds,
          "NATS credentials file (user JWT + NKey seed)"},
+        {"nats-tls-ca", "WARDEN_NATS_TLS_CA", WD_CFG_STR, NULL, 0, 0, &tls_ca,
+         "CA certificate NATS servers are verified with (turns TLS on)"},
+        {"nats-tls-cert", "WARDEN_NATS_TLS_CERT", WD_CFG_STR, NULL, 0, 0, &tls_cert,
+         "client certificate for NATS TLS (when NATS verifies clients)"},
+        {"nats-tls-key", "WARDEN_NATS_TLS_KEY", WD_CFG_STR, NULL, 0, 0, &tls_key,
+         "key of that client certificate"},
         {"token-pubkey", "WARDEN_WS_TOKEN_PUBKEY", WD_CFG_STR, NULL, 0, 0, &pubkeys,
          "PEM file(s) of the EC P-256 public key(s) gateway tokens are signed with "
          "(comma-separated for rotation); required"},
@@ -163,6 +169,9 @@ int main(int argc, char **argv)
     bc.servers = nats_url;
     bc.name = "warden-ws";
     bc.creds_file = nats_creds;
+    bc.tls_ca = tls_ca && *tls_ca ? tls_ca : NULL;
+    bc.tls_cert = tls_cert && *tls_cert ? tls_cert : NULL;
+    bc.tls_key = tls_key && *tls_key ? tls_key : NULL;
     /* Replies arrive in the gateway's own inboxes: ws.creds (from
      * `warden-api nats init`) may read nothing else. */
     char inbox[WD_SUBJ_INBOX_SIZE];

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The local stack behind `make run`, in the foreground, everything on
 # 127.0.0.1 and all data under ./var:
-#   nats-server (JetStream)   var/nats    (operator mode: the trust chain from
+#   nats-server (JetStream)   var/nats    (TLS with a private CA in var/nats-tls;
+#                                          operator mode: the trust chain from
 #                                          `warden-api nats init` in var/nats-auth)
 #   PostgreSQL                var/pg      (a private cluster, not the system one)
 #   warden-api                var/api     (first run: creates an admin and prints
@@ -79,9 +80,17 @@ if [ ! -s "$AUTH/ws.creds" ]; then
   exit 1
 fi
 env_of() { sed -n "s/^$1=//p" "$AUTH/api.env"; }
+# TLS between every component and NATS, as on a real install: a private CA
+# and a certificate for 127.0.0.1 in var/nats-tls (made once). Every Warden
+# program reads the CA from WARDEN_NATS_TLS_CA.
+TLS="$VAR/nats-tls"
+"$ROOT/deploy/tls/warden-nats-certs" "$TLS" localhost 127.0.0.1 >>"$VAR/log/nats.log" 2>&1 ||
+  { echo "run: could not create the NATS TLS certificates; see var/log/nats.log" >&2; exit 1; }
+export WARDEN_NATS_TLS_CA="$TLS/ca.pem"
 {
   echo "listen: \"127.0.0.1:$PORT\""
   echo "jetstream: { store_dir: \"$VAR/nats\" }"
+  echo "tls: { cert_file: \"$TLS/server.pem\", key_file: \"$TLS/server-key.pem\", timeout: 5 }"
   cat "$AUTH/auth.conf"
 } >"$VAR/nats.conf"
 nats-server -c "$VAR/nats.conf" >>"$VAR/log/nats.log" 2>&1 &
@@ -177,7 +186,7 @@ Warden is running.
   panel    http://127.0.0.1:$API_PORT/   (the web panel: open it in a browser)
   API      http://127.0.0.1:$API_PORT/api/v1/   (log: var/log/api.log)
   gateway  ws://127.0.0.1:$WS_PORT/ws   (log: var/log/ws.log)
-  NATS     $NATS_URL   (log: var/log/nats.log)
+  NATS     $NATS_URL   (TLS, CA: var/nats-tls/ca.pem; log: var/log/nats.log)
   Postgres 127.0.0.1:$PG_PORT   (log: var/log/postgres.log)
   agent    node $NODE   (log: var/log/agent.log)
 ${ADMIN_MSG:+
@@ -189,7 +198,8 @@ Log in to the API:
        -H 'Content-Type: application/json' -d '{"username":"admin","password":"<password>"}'
 
 Try, in another terminal (from $ROOT):
-  export WARDEN_NATS_URL=$NATS_URL WARDEN_NATS_CREDS=var/nats-auth/ops.creds
+  export WARDEN_NATS_URL=$NATS_URL WARDEN_NATS_CREDS=var/nats-auth/ops.creds \\
+         WARDEN_NATS_TLS_CA=var/nats-tls/ca.pem
   $BUILD/cli/wardenctl nodes
   ID=\$($BUILD/cli/wardenctl server create --node $NODE --template templates/freeciv.json --var BIND_ADDRESS=127.0.0.1)
   $BUILD/cli/wardenctl server install \$ID --wait

@@ -805,6 +805,10 @@ wd_status wd_api_start(wd_api *api)
         bc.servers = api->cfg.nats_url;
         bc.name = "warden-api";
         bc.creds_file = api->cfg.nats_creds && *api->cfg.nats_creds ? api->cfg.nats_creds : NULL;
+        bc.tls_ca = api->cfg.nats_tls_ca && *api->cfg.nats_tls_ca ? api->cfg.nats_tls_ca : NULL;
+        bc.tls_cert =
+            api->cfg.nats_tls_cert && *api->cfg.nats_tls_cert ? api->cfg.nats_tls_cert : NULL;
+        bc.tls_key = api->cfg.nats_tls_key && *api->cfg.nats_tls_key ? api->cfg.nats_tls_key : NULL;
         bc.wait_for_server = true;
         if ((st = wd_bus_connect(&api->bus, &bc)) != WD_OK)
             return st;

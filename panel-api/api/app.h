@@ -21,6 +21,9 @@ typedef struct {
     char *database_url;  /* libpq conninfo or URI */
     char *nats_url;      /* NULL: run without the bus (auth-only tests) */
     char *nats_creds;    /* the API's own NATS .creds (NULL: none) */
+    char *nats_tls_ca;   /* TLS to NATS: CA that signed the servers' certificates */
+    char *nats_tls_cert, *nats_tls_key; /* client certificate, if NATS asks for one */
+    long js_replicas;    /* replicas of Warden's streams and buckets (1, or 3 on a cluster) */
     char *nats_account;  /* with nats_signing_key: mint node credentials */
     char *nats_signing_key; /* file holding the account signing key seed */
     char *ws_key_file;   /* gateway token key (EC P-256 PEM); default DATA_DIR/ws.key */

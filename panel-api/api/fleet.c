@@ -390,7 +390,7 @@ static wd_status subscribe_events(wd_api *api)
 {
     if (!wd_bus_connected(api->bus))
         return WD_ERR(WD_ERR_UNAVAILABLE, "NATS not connected");
-    wd_status st = wd_js_setup_warden(api->bus);
+    wd_status st = wd_js_setup_warden_replicas(api->bus, (int)api->cfg.js_replicas);
     if (st != WD_OK)
         return st;
     jsSubOptions so;

@@ -509,7 +509,7 @@ static void test_sandbox(void)
              "test -e %s && echo agent-data-visible || echo agent-data-hidden; "
              "touch /usr/x 2>/dev/null && echo usr-writable || echo usr-readonly; "
              "touch ./mine && echo home-writable; echo pwd=$(pwd); echo Ready; sleep 100'\","
-             "\"done\":\"Ready\",\"stop\":{\"command\":\"^C\"}}",
+             "\"done\":\"Ready\",\"stop\":{\"command\":\"^C\",\"grace_seconds\":2}}",
              fx.data_dir);
     const char *path = wd_h_write_tmp("probe.json", tpl);
     char id[37];

@@ -213,6 +213,56 @@ static void test_credentials(void)
     wd_h_stop(pid, SIGINT, 5000);
 }
 
+/* A nats-server that requires TLS: clients that trust its CA connect and
+ * talk; plain-text clients and clients without the CA are turned away. */
+static void test_tls(void)
+{
+    const char *certs = wd_h_tls_certs();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(certs);
+    wd_h_nats tn = {0};
+    snprintf(tn.tls_dir, sizeof tn.tls_dir, "%s", certs);
+    CU_ASSERT_FATAL(wd_h_nats_start(&tn));
+    char ca[700], cakey[700];
+    snprintf(ca, sizeof ca, "%s/ca.pem", certs);
+    snprintf(cakey, sizeof cakey, "%s/ca-key.pem", certs);
+
+    wd_bus_cfg cfg = wd_bus_cfg_defaults();
+    cfg.servers = tn.url;
+    cfg.name = "test-tls";
+    cfg.connect_timeout_ms = 2000;
+    wd_bus *b = NULL;
+    /* Plain text: the server insists on TLS. */
+    CU_ASSERT_NOT_EQUAL(wd_bus_connect(&b, &cfg), WD_OK);
+    CU_ASSERT_PTR_NULL(b);
+    /* TLS, but trusting only the system CAs: our private CA is unknown. */
+    cfg.tls = true;
+    CU_ASSERT_NOT_EQUAL(wd_bus_connect(&b, &cfg), WD_OK);
+    CU_ASSERT_PTR_NULL(b);
+    /* A file that is not a certificate: a clear error, no connection. */
+    cfg.tls_ca = cakey;
+    CU_ASSERT_NOT_EQUAL(wd_bus_connect(&b, &cfg), WD_OK);
+    CU_ASSERT_PTR_NULL(b);
+    /* With the CA: request/reply works over TLS. */
+    cfg.tls_ca = ca;
+    CU_ASSERT_EQUAL_FATAL(wd_bus_connect(&b, &cfg), WD_OK);
+    natsSubscription *sub = NULL;
+    CU_ASSERT_EQUAL_FATAL(natsConnection_Subscribe(&sub, wd_bus_nats(b), "t.tls", echo_cb, b),
+                          NATS_OK);
+    natsConnection_Flush(wd_bus_nats(b));
+    Warden__V1__ConsoleInput in = WARDEN__V1__CONSOLE_INPUT__INIT;
+    in.line = (char *)"over tls";
+    Warden__V1__Ack *ack = NULL;
+    CU_ASSERT_EQUAL(wd_bus_request(b, "t.tls", &in.base, &warden__v1__ack__descriptor, 2000, NULL,
+                                   (ProtobufCMessage **)&ack),
+                    WD_OK);
+    CU_ASSERT(ack && ack->status && strcmp(ack->status->message, "over tls") == 0);
+    if (ack)
+        protobuf_c_message_free_unpacked(&ack->base, NULL);
+    natsSubscription_Destroy(sub);
+    wd_bus_destroy(&b);
+    wd_h_nats_stop(&tn);
+}
+
 static int suite_init(void)
 {
     return wd_h_nats_start(&nats) ? 0 : 1;
@@ -234,6 +284,7 @@ int main(void)
          test_jetstream_setup},
         {"credentials: refused clearly when wrong; a server list skips dead servers",
          test_credentials},
+        {"TLS: only clients that trust the server's CA get through", test_tls},
         {NULL, NULL}};
     wd_h_suite("bus+nats", suite_init, suite_clean, cases);
     int rc = wd_h_run();

@@ -231,28 +231,35 @@ bool wd_h_nats_start(wd_h_nats *n)
         n->port = wd_h_free_port();
         snprintf(n->url, sizeof n->url, "nats://127.0.0.1:%d", n->port);
     }
-    char port[16], sd[600], conf[600];
-    snprintf(port, sizeof port, "%d", n->port);
+    char sd[600], conf[600];
     snprintf(sd, sizeof sd, "%s/js", n->dir);
-    const char *argv[] = {"nats-server", "-a", "127.0.0.1", "-p", port, "-js", "-sd", sd, NULL};
-    const char *argv_conf[] = {"nats-server", "-c", conf, NULL};
-    if (n->auth_conf[0]) {
-        char *auth = NULL;
-        snprintf(conf, sizeof conf, "%s/nats.conf", n->dir);
-        if (wd_read_file(n->auth_conf, 1 << 20, &auth, NULL) != WD_OK)
-            return false;
-        FILE *f = fopen(conf, "w");
-        if (f == NULL) {
-            free(auth);
-            return false;
-        }
-        fprintf(f, "listen: \"127.0.0.1:%d\"\njetstream: { store_dir: \"%s\" }\n%s\n", n->port,
-                sd, auth);
+    snprintf(conf, sizeof conf, "%s/nats.conf", n->dir);
+    const char *argv[] = {"nats-server", "-c", conf, NULL};
+    char *auth = NULL;
+    if (n->auth_conf[0] && wd_read_file(n->auth_conf, 1 << 20, &auth, NULL) != WD_OK)
+        return false;
+    FILE *f = fopen(conf, "w");
+    if (f == NULL) {
         free(auth);
-        if (fclose(f) != 0)
-            return false;
+        return false;
     }
-    n->pid = wd_h_spawn(n->auth_conf[0] ? argv_conf : argv, NULL, n->log);
+    fprintf(f, "listen: \"127.0.0.1:%d\"\njetstream: { store_dir: \"%s\" }\n%s\n", n->port, sd,
+            auth ? auth : "");
+    free(auth);
+    if (n->tls_dir[0])
+        fprintf(f, "tls { cert_file: \"%s/server.pem\", key_file: \"%s/server-key.pem\", "
+                   "timeout: 5 }\n",
+                n->tls_dir, n->tls_dir);
+    if (n->name[0])
+        fprintf(f, "server_name: \"%s\"\n", n->name);
+    if (n->http_port)
+        fprintf(f, "http: \"127.0.0.1:%d\"\n", n->http_port);
+    if (n->cluster_port)
+        fprintf(f, "cluster { name: \"warden\", listen: \"127.0.0.1:%d\", routes: [%s] }\n",
+                n->cluster_port, n->routes);
+    if (fclose(f) != 0)
+        return false;
+    n->pid = wd_h_spawn(argv, NULL, n->log);
     if (n->pid < 0)
         return false;
     if (!wd_h_wait_port(n->port, 5000)) {
@@ -274,6 +281,80 @@ void wd_h_nats_stop(wd_h_nats *n)
     if (n->pid > 0)
         wd_h_stop(n->pid, SIGINT, 5000);
     n->pid = 0;
+}
+
+bool wd_h_nats_cluster(wd_h_nats *n, int count)
+{
+    for (int i = 0; i < count; i++) {
+        const char *d = wd_h_tmpdir("nats");
+        if (d == NULL)
+            return false;
+        snprintf(n[i].dir, sizeof n[i].dir, "%s", d);
+        snprintf(n[i].log, sizeof n[i].log, "%s/nats.log", d);
+        snprintf(n[i].name, sizeof n[i].name, "n%d", i + 1);
+        n[i].port = wd_h_free_port();
+        n[i].cluster_port = wd_h_free_port();
+        n[i].http_port = wd_h_free_port();
+        snprintf(n[i].url, sizeof n[i].url, "nats://127.0.0.1:%d", n[i].port);
+        if (i > 0) {
+            memcpy(n[i].auth_conf, n[0].auth_conf, sizeof n[i].auth_conf);
+            memcpy(n[i].tls_dir, n[0].tls_dir, sizeof n[i].tls_dir);
+        }
+    }
+    for (int i = 0; i < count; i++) {
+        size_t len = 0;
+        n[i].routes[0] = '\0';
+        for (int j = 0; j < count; j++)
+            if (j != i && len < sizeof n[i].routes)
+                len += (size_t)snprintf(n[i].routes + len, sizeof n[i].routes - len,
+                                        "%s\"nats-route://127.0.0.1:%d\"", len ? ", " : "",
+                                        n[j].cluster_port);
+    }
+    for (int i = 0; i < count; i++)
+        if (!wd_h_nats_start(&n[i]))
+            return false;
+    /* /healthz answers 200 once JetStream is up and the meta group has a
+     * leader; stream creation fails before that. */
+    for (int i = 0; i < count; i++)
+        if (!WD_H_WAIT(wd_h_http(n[i].http_port, "GET", "/healthz", NULL, NULL, NULL, NULL) ==
+                           200,
+                       20000)) {
+            fprintf(stderr, "NATS cluster member %s not healthy; see %s\n", n[i].name, n[i].log);
+            return false;
+        }
+    return true;
+}
+
+const char *wd_h_nats_urls(const wd_h_nats *n, int count)
+{
+    static char buf[512];
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < count && len < sizeof buf; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%s", i ? "," : "", n[i].url);
+    return buf;
+}
+
+const char *wd_h_tls_certs(void)
+{
+    const char *d = wd_h_tmpdir("tls");
+    if (d == NULL)
+        return NULL;
+    char script[1024], log[700];
+    snprintf(script, sizeof script, "%s/deploy/tls/warden-nats-certs", WARDEN_SOURCE_DIR);
+    snprintf(log, sizeof log, "%s/certs.log", d);
+    const char *argv[] = {script, d, "localhost", "127.0.0.1", NULL};
+    pid_t pid = wd_h_spawn(argv, NULL, log);
+    if (pid < 0)
+        return NULL;
+    int ws = wd_h_wait_exit(pid, 20000);
+    if (ws == -1 || !WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+        if (ws == -1)
+            wd_h_stop(pid, SIGKILL, 1000);
+        fprintf(stderr, "warden-nats-certs failed; see %s\n", log);
+        return NULL;
+    }
+    return d;
 }
 
 const char *wd_h_bin(const char *rel)

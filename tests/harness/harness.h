@@ -46,12 +46,30 @@ typedef struct {
     /* Set before the first start to run in operator (JWT) mode: the
      * auth.conf `warden-api nats init` wrote, pasted into the config. */
     char auth_conf[600];
+    /* Set before the first start to require TLS from clients: a directory
+     * with server.pem and server-key.pem (deploy/tls/warden-nats-certs). */
+    char tls_dir[600];
+    /* Cluster member (filled by wd_h_nats_cluster): server name, route
+     * port, routes to the others, monitoring port (/healthz). */
+    char name[32];
+    int cluster_port;
+    int http_port;
+    char routes[512];
 } wd_h_nats;
 
 /* Starts nats-server with JetStream on a free loopback port, data in a temp
  * dir; waits until it accepts. Restartable on the same port/dir. */
 bool wd_h_nats_start(wd_h_nats *n);
 void wd_h_nats_stop(wd_h_nats *n);
+/* Starts n servers as one cluster ("warden") with JetStream, routes on
+ * loopback; auth_conf/tls_dir of n[0] apply to all. Waits until every
+ * member reports healthy (JetStream meta leader elected). */
+bool wd_h_nats_cluster(wd_h_nats *n, int count);
+/* "nats://127.0.0.1:P1,nats://127.0.0.1:P2,..." of a cluster (static). */
+const char *wd_h_nats_urls(const wd_h_nats *n, int count);
+/* Creates a CA and a server certificate for localhost/127.0.0.1 in a fresh
+ * temp dir (deploy/tls/warden-nats-certs); returns the dir or NULL. */
+const char *wd_h_tls_certs(void);
 
 /* One HTTP/1.1 request to 127.0.0.1:port (Connection: close). headers are
  * extra "Name: value\r\n" lines (or NULL); body may be NULL. Returns the

@@ -15,7 +15,7 @@ ok()   { echo "ok   $*"; }
 fail() { echo "FAIL $*" >&2; fails=$((fails + 1)); }
 check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 
-BINS=(warden-api warden-ws warden-agent warden-shim wardenctl)
+BINS=(warden-api warden-ws warden-agent warden-shim wardenctl warden-nats-certs)
 UNITS=(warden-api.service warden-ws.service warden-agent.service)
 EXAMPLES=(warden-api.env.example warden-ws.env.example warden-agent.env.example)
 HAVE_WEB=0
@@ -116,7 +116,7 @@ else
   }
   web=()
   [ "$HAVE_WEB" = 1 ] && web=(/usr/share/warden/web/index.html)
-  deb_has warden-panel /usr/bin/warden-api /usr/bin/warden-ws \
+  deb_has warden-panel /usr/bin/warden-api /usr/bin/warden-ws /usr/bin/warden-nats-certs \
     /usr/lib/systemd/system/warden-api.service /usr/lib/systemd/system/warden-ws.service \
     /usr/lib/sysusers.d/warden.conf /usr/share/warden/templates/freeciv.json \
     /usr/share/doc/warden/examples/warden-api.env.example \
@@ -124,7 +124,8 @@ else
   deb_has warden-agent /usr/bin/warden-agent /usr/bin/warden-shim \
     /usr/lib/systemd/system/warden-agent.service \
     /usr/share/doc/warden/examples/warden-agent.env.example
-  deb_has warden-cli /usr/bin/wardenctl /usr/share/doc/warden/install.md
+  deb_has warden-cli /usr/bin/wardenctl /usr/share/doc/warden/install.md \
+    /usr/share/bash-completion/completions/wardenctl
   # One owner per file: panel and agent must install side by side.
   for f in /usr/bin/wardenctl /usr/bin/warden-agent; do
     check "warden-panel does not ship $f" deb_not_has warden-panel "$f"
