@@ -106,15 +106,10 @@ typedef struct {
     char run_dir[1100];
 } proc_t;
 
-/* A state event or console chunk on its way into JetStream. Both are
- * published in order with the stream's acknowledgement awaited, so an
- * event is only let go once it is stored (a stream electing a new leader
- * after a NATS server died drops plain publishes silently). */
 typedef struct pending_event {
     struct pending_event *next;
     uint8_t *buf;
     size_t len;
-    bool console;   /* a console chunk; otherwise a state event */
     char msg_id[96];
     char trace[64]; /* of the request that caused it, "" if none */
 } pending_event;
@@ -138,6 +133,8 @@ typedef struct {
     uint64_t grace_timer, kill_timer, restart_timer, stats_timer, retry_timer;
 
     /* console */
+    uint8_t *pack_buf;
+    size_t pack_cap;
     uint64_t last_seq;        /* last sequence number published */
     uint64_t dropped_total;
     uint64_t pending_dropped; /* to report in the next chunk */
@@ -157,7 +154,6 @@ typedef struct {
     int64_t disk_at_ms;
 
     pending_event *pending_head, *pending_tail;
-    size_t pending_bytes;   /* console bytes queued while JetStream is away */
     uint64_t events; /* state events made by this actor: unique Nats-Msg-Ids */
 
     backup_job *job;       /* the create/restore running for this server, or NULL */
@@ -283,26 +279,19 @@ static wd_status save_spec(server *s)
     return st;
 }
 
-/* ---- state events and console chunks ------------------------------------ */
+/* ---- state events ------------------------------------------------------ */
 
-/* Console bytes kept per server while JetStream does not take them (a
- * leader election takes seconds); beyond this new chunks are dropped and
- * counted like rate-limited lines. */
-#define PENDING_CONSOLE_MAX (4u << 20)
-
-/* Publishes queued events in order, each stored by JetStream before the
- * next; stops at the first failure and retries from a timer. */
+/* Publishes queued state events in order, each stored by JetStream before
+ * the next; stops at the first failure and retries from a timer. */
 static void flush_pending(server *s)
 {
-    char state_subj[WD_SUBJECT_MAX], console_subj[WD_SUBJECT_MAX];
-    if (wd_subj_server_event(state_subj, sizeof state_subj, s->id, "state") != WD_OK ||
-        wd_subj_server_event(console_subj, sizeof console_subj, s->id, "console") != WD_OK)
+    char subj[WD_SUBJECT_MAX];
+    if (wd_subj_server_event(subj, sizeof subj, s->id, "state") != WD_OK)
         return;
     while (s->pending_head) {
         pending_event *e = s->pending_head;
         natsMsg *m = NULL;
-        if (natsMsg_Create(&m, e->console ? console_subj : state_subj, NULL,
-                           (const char *)e->buf, (int)e->len) != NATS_OK)
+        if (natsMsg_Create(&m, subj, NULL, (const char *)e->buf, (int)e->len) != NATS_OK)
             break;
         natsMsgHeader_Set(m, WD_HDR_MSG_ID, e->msg_id);
         if (e->trace[0])
@@ -315,20 +304,21 @@ static void flush_pending(server *s)
         jsPubAck_Destroy(pa);
         natsMsg_Destroy(m);
         if (ns != NATS_OK) {
-            /* Live watchers may have seen it already (the publish reached a
-             * server but was not stored); the retry carries the same
-             * Nats-Msg-Id, so the stream keeps one copy. */
-            wd_debug("server %s: %s not stored yet (%s); will retry", s->id,
-                     e->console ? "console chunk" : "state event", natsStatus_GetText(ns));
-            if (s->retry_timer == 0)
+            /* The retry carries the same Nats-Msg-Id: the stream keeps one
+             * copy even if this one was stored and only its ack was lost. */
+            if (s->retry_timer == 0) {
+                /* Once per outage; the retries are quiet. */
+                const char *why = nats_GetLastError(NULL);
+                wd_warn("server %s: JetStream did not store a state event (%s%s%s); holding "
+                        "it and what follows, retrying every second",
+                        s->id, natsStatus_GetText(ns), why ? ": " : "", why ? why : "");
                 wd_actor_timer(s->self, 1000, 1000, T_RETRY_STATE, &s->retry_timer);
+            }
             return;
         }
         s->pending_head = e->next;
         if (s->pending_head == NULL)
             s->pending_tail = NULL;
-        if (e->console)
-            s->pending_bytes -= e->len;
         free(e->buf);
         free(e);
     }
@@ -340,8 +330,6 @@ static void flush_pending(server *s)
  * actor on every one. */
 static void enqueue_pending(server *s, pending_event *e)
 {
-    if (e->console)
-        s->pending_bytes += e->len;
     if (s->pending_tail)
         s->pending_tail->next = e;
     else
@@ -391,8 +379,13 @@ static void set_state(server *s, Warden__V1__ServerState to, const char *reason,
 
 /* ---- console ----------------------------------------------------------- */
 
-/* Publishes one chunk (lines point into the shim frame) into JetStream,
- * in order with the state events. */
+/* Publishes one chunk (lines point into the shim frame). It goes out at
+ * once, to live watchers too, as a JetStream publish whose acknowledgement
+ * is not awaited here: a chunk the stream did not store (a NATS server
+ * died and the stream is electing a new leader, which drops plain
+ * publishes without a word) is sent again by the bus with the same
+ * Nats-Msg-Id (bus.h, wd_bus_cfg.js_resend), so the history has no holes
+ * and the console no extra latency. */
 static void publish_chunk(server *s, uint64_t first_seq, ProtobufCBinaryData *lines, size_t n,
                           uint64_t dropped, Warden__V1__ConsoleSource src, uint32_t truncated)
 {
@@ -407,25 +400,29 @@ static void publish_chunk(server *s, uint64_t first_seq, ProtobufCBinaryData *li
     c.time_unix_ms = wd_unix_ms();
     c.truncated = truncated;
     size_t len = protobuf_c_message_get_packed_size(&c.base);
-    if (s->pending_bytes + len > PENDING_CONSOLE_MAX) {
-        /* JetStream has been away for a while: keep what is queued, count
-         * these lines as dropped (the next chunk reports them). */
-        s->pending_dropped += dropped + n;
-        s->dropped_total += n;
-        return;
+    if (len > s->pack_cap) {
+        uint8_t *nb = realloc(s->pack_buf, len);
+        if (nb == NULL)
+            return;
+        s->pack_buf = nb;
+        s->pack_cap = len;
     }
-    pending_event *e = calloc(1, sizeof *e);
-    if (e == NULL || (e->buf = malloc(len ? len : 1)) == NULL) {
-        free(e);
+    protobuf_c_message_pack(&c.base, s->pack_buf);
+    char subj[WD_SUBJECT_MAX], msg_id[96];
+    if (wd_subj_server_event(subj, sizeof subj, s->id, "console") != WD_OK)
         return;
-    }
-    e->len = protobuf_c_message_pack(&c.base, e->buf);
-    e->console = true;
     if (first_seq)
-        snprintf(e->msg_id, sizeof e->msg_id, "%s:%llu", s->id, (unsigned long long)first_seq);
+        snprintf(msg_id, sizeof msg_id, "%s:%llu", s->id, (unsigned long long)first_seq);
     else
-        snprintf(e->msg_id, sizeof e->msg_id, "%s:sys:%lld", s->id, (long long)wd_mono_us());
-    enqueue_pending(s, e);
+        snprintf(msg_id, sizeof msg_id, "%s:sys:%lld", s->id, (long long)wd_mono_us());
+    natsMsg *m = NULL;
+    if (natsMsg_Create(&m, subj, NULL, (const char *)s->pack_buf, (int)len) != NATS_OK)
+        return;
+    natsMsgHeader_Set(m, WD_HDR_MSG_ID, msg_id);
+    wd_status st = wd_bus_publish_stored(s->ag->bus, &m);
+    if (st != WD_OK)
+        wd_debug("server %s: console publish: %s", s->id, wd_err_msg());
+    natsMsg_Destroy(m);
 }
 
 /* A notice from the agent itself, shown in the console ("[Warden] ..."). */
@@ -504,7 +501,7 @@ static void on_lines(server *s, const wd_shim_frame *f)
     uint64_t first = s->p.seq_base + it.first_seq;
     uint64_t dropped = s->pending_dropped + it.dropped;
     if (keep > 0) {
-        s->pending_dropped = 0; /* reported by this chunk (or re-counted if it must go) */
+        s->pending_dropped = 0; /* reported by this chunk */
         publish_chunk(s, first, lines, keep, dropped,
                       s->p.install ? WARDEN__V1__CONSOLE_SOURCE__CONSOLE_INSTALL
                                    : WARDEN__V1__CONSOLE_SOURCE__CONSOLE_GAME,
@@ -1959,6 +1956,7 @@ static void free_server(void *p)
         free(e->buf);
         free(e);
     }
+    free(s->pack_buf);
     free(s);
 }
 

@@ -110,6 +110,62 @@ static void on_closed(natsConnection *nc, void *ud)
     atomic_store(&b->closed, true); /* last touch of b */
 }
 
+/* wd_bus_publish_stored: a message JetStream did not store (an error, or
+ * no acknowledgement within the wait: the stream is electing a new leader
+ * after a server died, or NATS is away) is sent again, after a pause, up to
+ * WD_STORE_ATTEMPTS times. Runs on a nats.c thread. */
+#define WD_STORE_ATTEMPTS 40
+#define WD_HDR_ATTEMPT "Warden-Attempt"
+
+static void on_stored_publish_failed(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+    wd_bus *b = closure;
+    if (pae->Msg == NULL || atomic_load(&b->closing))
+        return;
+    const char *v = NULL;
+    long n = 1;
+    if (natsMsgHeader_Get(pae->Msg, WD_HDR_ATTEMPT, &v) != NATS_OK || v == NULL ||
+        !wd_parse_long(v, 1, 1000, &n))
+        n = 1;
+    const char *why = pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err);
+    if (n >= WD_STORE_ATTEMPTS) {
+        wd_warn("JetStream did not store a message on %s after %ld attempts (%s): given up",
+                natsMsg_GetSubject(pae->Msg), n, why);
+        return;
+    }
+    /* One warning per outage, not one per message. */
+    static _Atomic int64_t warned_ms;
+    int64_t now = wd_mono_ms();
+    if (now - atomic_load(&warned_ms) > 10000) {
+        atomic_store(&warned_ms, now);
+        wd_warn("JetStream did not store a message on %s (%s): sending it again (and any "
+                "other that fails, for a while)",
+                natsMsg_GetSubject(pae->Msg), why);
+    }
+    char buf[24];
+    snprintf(buf, sizeof buf, "%ld", n + 1);
+    natsMsgHeader_Set(pae->Msg, WD_HDR_ATTEMPT, buf);
+    /* A leader election takes seconds: back off from 0.25 s to 2 s (about
+     * a minute over all attempts). This thread only delivers publish
+     * acknowledgements, which are late anyway while the stream is away. */
+    usleep((useconds_t)(n < 4 ? 250000L << (n - 1) : 2000000L));
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 2000;
+    js_PublishMsgAsync(js, &pae->Msg, &po); /* takes the message, or leaves it to nats.c */
+}
+
+wd_status wd_bus_publish_stored(wd_bus *b, natsMsg **m)
+{
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 2000; /* without it a lost acknowledgement is never noticed */
+    natsStatus s = js_PublishMsgAsync(b->js, m, &po);
+    if (s != NATS_OK)
+        return wd_bus_status(s, "JetStream publish");
+    return WD_OK;
+}
+
 static void on_connected(natsConnection *nc, void *ud)
 {
     /* Only called when the first connect succeeded in the background. */
@@ -244,7 +300,11 @@ wd_status wd_bus_connect(wd_bus **out, const wd_bus_cfg *cfg)
                     cfg->servers ? cfg->servers : "nats://127.0.0.1:4222", natsStatus_GetText(s));
         goto out;
     }
-    if ((s = natsConnection_JetStream(&b->js, b->nc, NULL)) != NATS_OK)
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.ErrHandler = on_stored_publish_failed;
+    jo.PublishAsync.ErrHandlerClosure = b;
+    if ((s = natsConnection_JetStream(&b->js, b->nc, &jo)) != NATS_OK)
         goto nats_fail;
     *out = b;
     b = NULL;

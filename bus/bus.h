@@ -81,6 +81,18 @@ wd_status wd_bus_status(natsStatus s, const char *what);
 /* Encodes msg and publishes it with headers h (may be NULL). */
 wd_status wd_bus_publish(wd_bus *b, const char *subject, const ProtobufCMessage *msg,
                          const wd_hdrs *h);
+/* Publishes *m (subject, data, headers, usually a Nats-Msg-Id) into a
+ * JetStream stream without waiting: live subscribers get it at once, and
+ * the stream's acknowledgement is checked in the background. A message
+ * the stream did not store (an error, or no acknowledgement within 2 s: a
+ * stream electing a new leader after a NATS server died drops plain
+ * publishes silently) is sent again with the same headers, backing off
+ * from a quarter second to 2 s, for about a minute; give it a Nats-Msg-Id so that a copy that
+ * was stored after all is dropped by the stream. On success *m is taken
+ * (set to NULL); on failure it stays the caller's. Order: resent messages
+ * arrive after later ones. */
+wd_status wd_bus_publish_stored(wd_bus *b, natsMsg **m);
+
 /* Sends req, waits up to timeout_ms, decodes the reply as reply_desc into
  * *reply (free with protobuf_c_message_free_unpacked(*reply, NULL)). A reply
  * that does not decode is WD_ERR_PROTO. */

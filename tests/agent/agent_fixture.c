@@ -25,7 +25,7 @@ static bool file_contains(const char *path, const char *needle, size_t nlen)
 }
 
 /* Kills every process whose command line or environment mentions needle. */
-static int kill_matching(const char *needle, bool do_kill)
+int wd_fx_kill_matching(const char *needle, bool do_kill)
 {
     int found = 0;
     DIR *d = opendir("/proc");
@@ -68,7 +68,7 @@ static void cleanup_games(void *arg)
 {
     wd_fx *fx = arg;
     if (fx->data_dir[0])
-        kill_matching(fx->data_dir, true); /* shims: their --run-dir is under it */
+        wd_fx_kill_matching(fx->data_dir, true); /* shims: their --run-dir is under it */
 }
 
 const char *wd_fx_template(const char *name)
@@ -479,7 +479,7 @@ bool wd_fx_server_procs_alive(wd_fx *fx, const char *server_id)
 {
     char env[64];
     snprintf(env, sizeof env, "SERVER_ID=%s", server_id);
-    return kill_matching(env, false) > 0 || kill_matching(server_id, false) > 0;
+    return wd_fx_kill_matching(env, false) > 0 || wd_fx_kill_matching(server_id, false) > 0;
 }
 
 pid_t wd_fx_find_proc(const char *server_id, const char *cmd)

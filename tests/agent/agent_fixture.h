@@ -32,6 +32,9 @@ extern int wd_fx_stats_interval_ms;
 bool wd_fx_start(wd_fx *fx);               /* nats + agent + client */
 bool wd_fx_agent_start(wd_fx *fx);         /* (re)start the agent only */
 void wd_fx_agent_kill9(wd_fx *fx);
+/* Counts (and with do_kill, SIGKILLs) every process whose command line or
+ * environment mentions needle, e.g. the shims under an agent's data dir. */
+int wd_fx_kill_matching(const char *needle, bool do_kill);
 void wd_fx_stop(wd_fx *fx);
 /* Stops the agent (SIGTERM, graceful) and reports whether its log and every
  * shim log under the data dir are free of sanitizer reports. */

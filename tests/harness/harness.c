@@ -442,8 +442,26 @@ int wd_h_http(int port, const char *method, const char *path, const char *header
     char *sep = strstr(resp, "\r\n\r\n");
     if (resp_headers)
         *resp_headers = sep ? strndup(resp, (size_t)(sep - resp)) : strdup(resp);
-    if (resp_body)
+    if (resp_body) {
         *resp_body = strdup(sep ? sep + 4 : "");
+        /* Go servers (nats-server's monitoring) send big answers chunked. */
+        if (sep && *resp_body && (strstr(resp, "Transfer-Encoding: chunked") ||
+                                  strstr(resp, "transfer-encoding: chunked"))) {
+            char *in = sep + 4, *out = *resp_body;
+            size_t used = 0;
+            for (;;) {
+                char *end = NULL;
+                unsigned long chunk = strtoul(in, &end, 16);
+                char *data = end ? strstr(end, "\r\n") : NULL;
+                if (chunk == 0 || data == NULL || strlen(data + 2) < chunk)
+                    break;
+                memmove(out + used, data + 2, chunk);
+                used += chunk;
+                in = data + 2 + chunk + 2;
+            }
+            out[used] = '\0';
+        }
+    }
     free(resp);
     return status;
 }
