@@ -23,6 +23,7 @@ bootstrap:
 	@scripts/bootstrap
 
 configure: bootstrap
+	@echo "make: configuring and building in $(BUILD)/ (a first build takes a few minutes)"
 	@cmake -S . -B $(BUILD) -DWARDEN_SANITIZE=$(SANITIZE) >/dev/null
 
 build: configure

@@ -32,6 +32,11 @@ static void reply_error(wd_agent *ag, natsMsg *m, wd_status st, const char *msg)
     wd_bus_respond_status(ag->bus, m, st, msg);
 }
 
+static void count_refused(wd_agent *ag, int why)
+{
+    atomic_fetch_add_explicit(&ag->refused[why], 1, memory_order_relaxed);
+}
+
 wd_actor *wd_agent_find(wd_agent *ag, const char *id)
 {
     wd_actor *a = NULL;
@@ -87,14 +92,17 @@ static void create_from_sync(wd_agent *ag, const char *server_id, natsMsg *m)
     Warden__V1__SyncRequest *req =
         (Warden__V1__SyncRequest *)wd_bus_decode(&warden__v1__sync_request__descriptor, m);
     if (req == NULL) {
+        count_refused(ag, WD_AGENT_REFUSED_INVALID);
         reply_error(ag, m, WD_ERR_INVALID, "sync: body is not a valid warden.v1.SyncRequest");
         goto out;
     }
     if (req->spec == NULL || req->spec->id == NULL || strcmp(req->spec->id, server_id) != 0) {
+        count_refused(ag, WD_AGENT_REFUSED_INVALID);
         reply_error(ag, m, WD_ERR_INVALID, "sync: spec.id must equal the server id in the subject");
         goto out;
     }
     if (!wd_uuid_valid(server_id)) {
+        count_refused(ag, WD_AGENT_REFUSED_INVALID);
         reply_error(ag, m, WD_ERR_INVALID, "sync: server id must be a UUID");
         goto out;
     }
@@ -102,6 +110,7 @@ static void create_from_sync(wd_agent *ag, const char *server_id, natsMsg *m)
      * it handles this very request, so create and update share one path. */
     Warden__V1__ServerSpec *shell = calloc(1, sizeof *shell);
     if (shell == NULL) {
+        count_refused(ag, WD_AGENT_REFUSED_ERROR);
         reply_error(ag, m, WD_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -110,15 +119,18 @@ static void create_from_sync(wd_agent *ag, const char *server_id, natsMsg *m)
     wd_server_ref *ref = NULL;
     wd_status st = wd_server_create(ag, shell, &ref);
     if (st != WD_OK && st != WD_ERR_EXISTS) {
+        count_refused(ag, WD_AGENT_REFUSED_ERROR);
         reply_error(ag, m, st, wd_err_msg());
         goto out;
     }
     wd_actor *a = wd_agent_find(ag, server_id);
     if (a) {
-        if (wd_actor_send(a, SRV_REQUEST, m, NULL) == WD_OK)
+        if (wd_actor_send(a, SRV_REQUEST, m, NULL) == WD_OK) {
             m = NULL; /* the actor destroys it */
-        else
+        } else {
+            count_refused(ag, WD_AGENT_REFUSED_BUSY);
             reply_error(ag, m, WD_ERR_UNAVAILABLE, "server is busy; try again");
+        }
         wd_actor_unref(&a);
     }
 out:
@@ -133,9 +145,11 @@ static void route(wd_agent *ag, natsMsg *m)
 {
     char node[64], server[64];
     const char *op = NULL;
+    atomic_fetch_add_explicit(&ag->requests, 1, memory_order_relaxed);
     if (wd_subj_parse_agent(natsMsg_GetSubject(m), node, sizeof node, server, sizeof server,
                             &op) != WD_OK ||
         strcmp(node, ag->node_id) != 0) {
+        count_refused(ag, WD_AGENT_REFUSED_INVALID);
         reply_error(ag, m, WD_ERR_INVALID, wd_err_msg());
         natsMsg_Destroy(m);
         return;
@@ -148,6 +162,7 @@ static void route(wd_agent *ag, natsMsg *m)
         }
         char msg[160];
         snprintf(msg, sizeof msg, "server %s is not on node %s", server, ag->node_id);
+        count_refused(ag, WD_AGENT_REFUSED_NOT_FOUND);
         reply_error(ag, m, WD_ERR_NOT_FOUND, msg);
         natsMsg_Destroy(m);
         return;
@@ -156,6 +171,7 @@ static void route(wd_agent *ag, natsMsg *m)
      * replied, and on a refused send we still own it to answer. */
     wd_status st = wd_actor_send(a, SRV_REQUEST, m, NULL);
     if (st != WD_OK) {
+        count_refused(ag, WD_AGENT_REFUSED_BUSY);
         reply_error(ag, m, st == WD_ERR_FULL ? WD_ERR_FULL : WD_ERR_UNAVAILABLE,
                     st == WD_ERR_FULL ? "server is busy; try again" : "server is being removed");
         natsMsg_Destroy(m);
@@ -260,6 +276,7 @@ wd_status wd_agent_create(wd_agent **out, const wd_agent_cfg *cfg)
         return WD_ERR(WD_ERR_NOMEM, "out of memory");
     ag->cfg = cfg;
     ag->boot_ms = wd_unix_ms();
+    ag->boot_mono_ms = wd_mono_ms();
     pthread_rwlock_init(&ag->reg_mu, NULL);
     gethostname(ag->hostname, sizeof ag->hostname - 1);
     snprintf(ag->node_name, sizeof ag->node_name, "%s",
@@ -500,6 +517,7 @@ wd_status wd_agent_start(wd_agent *ag)
     wd_bus_destroy(&ag->bus);
     if ((st = connect_bus(ag, use, inbox)) != WD_OK)
         return st;
+    atomic_store(&ag->bus_ready, true); /* the metrics endpoint may read bus and node_id now */
 
     if ((st = wd_server_load_all(ag)) != WD_OK)
         return st;

@@ -16,6 +16,16 @@
 
 #define WD_AGENT_MAX_SERVERS 4096
 
+/* Why the router (agent.c) answered a request without an actor; the
+ * metric label names are in metrics.c. */
+enum {
+    WD_AGENT_REFUSED_INVALID,   /* bad subject or sync body */
+    WD_AGENT_REFUSED_NOT_FOUND, /* no such server on this node */
+    WD_AGENT_REFUSED_BUSY,      /* actor mailbox full or actor going away */
+    WD_AGENT_REFUSED_ERROR,     /* the server could not be created */
+    WD_AGENT_REFUSED_COUNT
+};
+
 /* One row of the server registry. The actor owns the server's state; the
  * registry only maps ids to actors and mirrors the state for heartbeats. */
 typedef struct {
@@ -39,6 +49,7 @@ struct wd_agent {
     char backups_dir[1024]; /* <backups_dir>/<server>/<backup>.tar.gz (backup.c) */
     char shim_path[1024];
     int64_t boot_ms;
+    int64_t boot_mono_ms; /* for the uptime metric (metrics.c) */
 
     wd_bus *bus;
     wd_runtime *rt;
@@ -63,6 +74,13 @@ struct wd_agent {
     pthread_rwlock_t reg_mu;
     wd_server_ref *servers[WD_AGENT_MAX_SERVERS];
     int nservers;
+
+    /* Read by the metrics endpoint's thread (metrics.c), hence atomic.
+     * bus_ready is set once the node's own connection exists: from then
+     * on bus and node_id no longer change (join may rewrite both before). */
+    atomic_bool bus_ready;
+    atomic_ullong requests;                        /* received on warden.agent.<node>.> */
+    atomic_ullong refused[WD_AGENT_REFUSED_COUNT]; /* answered by the router itself */
 };
 
 /* ---- server actor (server.c) ---- */

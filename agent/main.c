@@ -10,6 +10,7 @@
 #include "agent.h"
 #include "config.h"
 #include "log.h"
+#include "metrics.h"
 
 static volatile sig_atomic_t stop_signal;
 
@@ -21,7 +22,7 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
     wd_agent_cfg c = {0};
-    char *log_level = NULL;
+    char *log_level = NULL, *metrics_listen = NULL, *metrics_port_file = NULL;
     wd_cfg_opt opts[] = {
         {"nats-url", "WARDEN_NATS_URL", WD_CFG_STR, "nats://127.0.0.1:4222", 0, 0, &c.nats_url,
          "NATS server URLs, comma-separated"},
@@ -67,6 +68,11 @@ int main(int argc, char **argv)
         {"stop-servers-on-exit", "WARDEN_STOP_SERVERS_ON_EXIT", WD_CFG_BOOL, "false", 0, 0,
          &c.stop_servers_on_exit, "stop every game when the agent exits (default: leave them "
                                   "running; a restarted agent re-attaches)"},
+        {"metrics-listen", "WARDEN_AGENT_METRICS_LISTEN", WD_CFG_STR, NULL, 0, 0, &metrics_listen,
+         "ADDR:PORT to serve GET /healthz and /metrics on, e.g. 127.0.0.1:9102 (port 0: any; "
+         "empty: off)"},
+        {"metrics-port-file", "WARDEN_AGENT_METRICS_PORT_FILE", WD_CFG_STR, NULL, 0, 0,
+         &metrics_port_file, "write the metrics port to this file once listening"},
         {"log-level", "WARDEN_LOG_LEVEL", WD_CFG_STR, "info", 0, 0, &log_level,
          "debug, info, warn or error"},
     };
@@ -94,8 +100,16 @@ int main(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     wd_agent *ag = NULL;
+    wd_agent_metrics *metrics = NULL;
+    wd_agent_metrics_cfg mc = {.listen = metrics_listen, .port_file = metrics_port_file};
     int rc = 0;
-    if ((st = wd_agent_create(&ag, &c)) != WD_OK || (st = wd_agent_start(ag)) != WD_OK) {
+    /* The endpoint comes up before the agent connects, so a slow start
+     * shows: 503 "starting" while joining, "nats disconnected" until NATS
+     * answers. It stops first on the way out. */
+    if ((st = wd_agent_create(&ag, &c)) != WD_OK ||
+        (metrics_listen && *metrics_listen &&
+         (st = wd_agent_metrics_start(&metrics, ag, &mc)) != WD_OK) ||
+        (st = wd_agent_start(ag)) != WD_OK) {
         fprintf(stderr, "warden-agent: %s\n", wd_err_msg());
         rc = 1;
         goto out;
@@ -105,6 +119,7 @@ int main(int argc, char **argv)
     wd_info("signal %d: shutting down%s", (int)stop_signal,
             c.stop_servers_on_exit ? " and stopping games" : " (games keep running)");
 out:
+    wd_agent_metrics_stop(&metrics); /* before the agent it reads */
     wd_agent_destroy(&ag);
     wd_config_free(opts, nopts);
     nats_Close();

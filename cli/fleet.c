@@ -592,6 +592,24 @@ static void power_one(size_t k, void *ud)
         protobuf_c_message_free_unpacked(reply, NULL);
 }
 
+/* A bulk command needs a valid filter, or --all to mean every server. */
+static bool selection_ok(const wd_fleet_select *sel, const char *verb, const char *example)
+{
+    wd_filter f;
+    if (wd_filter_parse(sel->filter, &f) != WD_OK) {
+        fprintf(stderr, "wardenctl: --filter: %s\n", wd_err_msg());
+        return false;
+    }
+    if (f.n == 0 && !sel->all) {
+        fprintf(stderr,
+                "wardenctl: refusing to %s every server without --all: give --filter EXPR "
+                "(e.g. %s) or --all\n",
+                verb, example);
+        return false;
+    }
+    return true;
+}
+
 int wd_fleet_power(const char *action, const wd_fleet_select *sel)
 {
     job j = {.verb = action, .wait = sel->wait};
@@ -608,16 +626,8 @@ int wd_fleet_power(const char *action, const wd_fleet_select *sel)
         return 2;
     }
     /* Check the filter before touching the bus: a typo fails fast. */
-    wd_filter f;
-    if (wd_filter_parse(sel->filter, &f) != WD_OK) {
-        fprintf(stderr, "wardenctl: --filter: %s\n", wd_err_msg());
+    if (!selection_ok(sel, "act on", "state=running,node=NODE"))
         return 2;
-    }
-    if (f.n == 0 && !sel->all) {
-        fprintf(stderr, "wardenctl: refusing to act on every server without --all: give "
-                        "--filter EXPR (e.g. state=running,node=NODE) or --all\n");
-        return 2;
-    }
     fleet fl;
     if (fleet_load(&fl, true, sel->parallel) != 0)
         return 1;
@@ -681,16 +691,8 @@ static void backup_one(size_t k, void *ud)
 int wd_fleet_backup(const wd_fleet_select *sel, const char *const *ignore, size_t n_ignore,
                     int timeout_ms)
 {
-    wd_filter f;
-    if (wd_filter_parse(sel->filter, &f) != WD_OK) {
-        fprintf(stderr, "wardenctl: --filter: %s\n", wd_err_msg());
+    if (!selection_ok(sel, "back up", "node=NODE"))
         return 2;
-    }
-    if (f.n == 0 && !sel->all) {
-        fprintf(stderr, "wardenctl: refusing to back up every server without --all: give "
-                        "--filter EXPR (e.g. node=NODE) or --all\n");
-        return 2;
-    }
     fleet fl;
     if (fleet_load(&fl, true, sel->parallel) != 0)
         return 1;

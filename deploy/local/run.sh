@@ -93,6 +93,7 @@ export WARDEN_NATS_TLS_CA="$TLS/ca.pem"
   echo "tls: { cert_file: \"$TLS/server.pem\", key_file: \"$TLS/server-key.pem\", timeout: 5 }"
   cat "$AUTH/auth.conf"
 } >"$VAR/nats.conf"
+echo "run: starting NATS (TLS, JetStream) on 127.0.0.1:$PORT ..."
 nats-server -c "$VAR/nats.conf" >>"$VAR/log/nats.log" 2>&1 &
 nats_pid=$!
 for _ in $(seq 100); do
@@ -109,6 +110,7 @@ if [ ! -s "$VAR/pg/data/PG_VERSION" ]; then
   "${AS_PG[@]}" "$PG_BIN/initdb" -D "$VAR/pg/data" -A trust -U postgres >>"$VAR/log/postgres.log" 2>&1
 fi
 [ "$(id -u)" -eq 0 ] && chown -R postgres:postgres "$VAR/pg"
+echo "run: starting PostgreSQL on 127.0.0.1:$PG_PORT ..."
 "${AS_PG[@]}" "$PG_BIN/postgres" -D "$VAR/pg/data" -p "$PG_PORT" -k "$VAR/pg/run" \
   -c listen_addresses=127.0.0.1 >>"$VAR/log/postgres.log" 2>&1 &
 pg_pid=$!
@@ -134,6 +136,7 @@ fi
 "$BIN/panel-api/warden-api" template import "$ROOT"/templates/*.json --data-dir "$VAR/api" \
   --log-level warn >>"$VAR/log/api.log" 2>&1 ||
   echo "run: some templates could not be imported; see var/log/api.log" >&2
+echo "run: starting warden-api on 127.0.0.1:$API_PORT ..."
 "$BIN/panel-api/warden-api" --port "$API_PORT" --data-dir "$VAR/api" --nats-url "$NATS_URL" \
   --nats-creds "$(env_of WARDEN_NATS_CREDS)" --nats-account "$(env_of WARDEN_NATS_ACCOUNT)" \
   --nats-signing-key "$(env_of WARDEN_NATS_SIGNING_KEY)" \
@@ -146,6 +149,7 @@ done
 
 # The gateway: browsers' live console, stats and power buttons. It checks
 # the API's gateway tokens with the public half of var/api/ws.key.
+echo "run: starting warden-ws on 127.0.0.1:$WS_PORT ..."
 env -u WARDEN_NATS_CREDS "$BIN/panel-ws/warden-ws" --listen "127.0.0.1:$WS_PORT" \
   --origins "http://127.0.0.1:$API_PORT,http://localhost:$API_PORT" \
   --nats-url "$NATS_URL" --nats-creds "$AUTH/ws.creds" --token-pubkey "$VAR/api/ws.pub" \
@@ -165,6 +169,7 @@ if [ ! -s "$VAR/agent/node-id" ]; then
     { echo "$out" >&2; exit 1; }
   JOIN=$(echo "$out" | sed -n 's/^join token: //p')
 fi
+echo "run: starting the agent (node \"local\") ..."
 env -u WARDEN_NATS_CREDS WARDEN_JOIN_TOKEN="$JOIN" \
   "$BIN/agent/warden-agent" --nats-url "$NATS_URL" --data-dir "$VAR/agent" \
   --stop-servers-on-exit >>"$VAR/log/agent.log" 2>&1 &

@@ -7,47 +7,20 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ctl_run.h"
 #include "agent_fixture.h"
 #include "util.h"
 
 static wd_fx fx;
 
-typedef struct {
-    int code;
-    char out[65536];
-    char err[16384];
-} result;
+typedef wd_ctl_result result;
 
 /* Runs wardenctl with args (a shell-quoted string) and optional stdin. */
 static result *ctl(const char *args, const char *input)
 {
-    static result r;
-    memset(&r, 0, sizeof r);
-    const char *dir = wd_h_tmpdir("ctl");
-    char cmd[4096], outp[600], errp[600], inp[600];
-    snprintf(outp, sizeof outp, "%s/out", dir);
-    snprintf(errp, sizeof errp, "%s/err", dir);
-    snprintf(inp, sizeof inp, "%s/in", dir);
-    FILE *f = fopen(inp, "w");
-    if (input)
-        fputs(input, f);
-    fclose(f);
-    snprintf(cmd, sizeof cmd, "WARDEN_NATS_URL=%s timeout 60 %s %s <%s >%s 2>%s", fx.nats.url,
-             wd_h_bin("cli/wardenctl"), args, inp, outp, errp);
-    int st = system(cmd);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    char *text = NULL;
-    if (wd_read_file(outp, sizeof r.out - 1, &text, NULL) == WD_OK) {
-        snprintf(r.out, sizeof r.out, "%s", text);
-        free(text);
-    }
-    if (wd_read_file(errp, sizeof r.err - 1, &text, NULL) == WD_OK) {
-        snprintf(r.err, sizeof r.err, "%s", text);
-        free(text);
-    }
-    if (r.code != 0)
-        fprintf(stderr, "[wardenctl %s] exit %d: %s", args, r.code, r.err);
-    return &r;
+    char env[200];
+    snprintf(env, sizeof env, "WARDEN_NATS_URL=%s", fx.nats.url);
+    return wd_ctl_run(env, args, input);
 }
 
 static void test_walkthrough(void)

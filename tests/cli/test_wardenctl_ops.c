@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ctl_run.h"
 #include "agent_fixture.h"
 #include "util.h"
 
@@ -21,42 +22,19 @@ static wd_fx fx;
 static char ids[3][37]; /* ops-a1, ops-a2, ops-b1 */
 static const char *const names[3] = {"ops-a1", "ops-a2", "ops-b1"};
 
-typedef struct {
-    int code;
-    char out[65536];
-    char err[16384];
-} result;
+typedef wd_ctl_result result;
 
 /* Runs wardenctl with printf-formatted, shell-quoted arguments. */
 static result *ctl(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static result *ctl(const char *fmt, ...)
 {
-    static result r;
-    memset(&r, 0, sizeof r);
-    char args[2048], cmd[4096], outp[600], errp[600];
+    char args[2048], env[200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
-    const char *dir = wd_h_tmpdir("ops");
-    snprintf(outp, sizeof outp, "%s/out", dir);
-    snprintf(errp, sizeof errp, "%s/err", dir);
-    snprintf(cmd, sizeof cmd, "WARDEN_NATS_URL=%s timeout 60 %s %s </dev/null >%s 2>%s",
-             fx.nats.url, wd_h_bin("cli/wardenctl"), args, outp, errp);
-    int st = system(cmd);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    char *text = NULL;
-    if (wd_read_file(outp, sizeof r.out - 1, &text, NULL) == WD_OK) {
-        snprintf(r.out, sizeof r.out, "%s", text);
-        free(text);
-    }
-    if (wd_read_file(errp, sizeof r.err - 1, &text, NULL) == WD_OK) {
-        snprintf(r.err, sizeof r.err, "%s", text);
-        free(text);
-    }
-    if (r.code != 0)
-        fprintf(stderr, "[wardenctl %s] exit %d: %s%s", args, r.code, r.out, r.err);
-    return &r;
+    snprintf(env, sizeof env, "WARDEN_NATS_URL=%s", fx.nats.url);
+    return wd_ctl_run(env, args, NULL);
 }
 
 static int state_of(const char *id)

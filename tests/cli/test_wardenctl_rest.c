@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "ctl_run.h"
 #include "api_fixture.h"
 #include "util.h"
 
@@ -33,49 +34,28 @@ static int call(const char *token, const char *method, const char *path, const c
     return wd_api_fx_call(&fx, method, path, token, body, out, NULL);
 }
 
-typedef struct {
-    int code;
-    char out[65536];
-    char err[16384];
-} result;
+typedef wd_ctl_result result;
 
 /* Runs wardenctl as the holder of token (REST mode; NULL = bus mode with
  * ops.creds), printf-formatted shell-quoted arguments. */
 static result *ctl(const char *token, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static result *ctl(const char *token, const char *fmt, ...)
 {
-    static result r;
-    memset(&r, 0, sizeof r);
-    char args[2048], cmd[8192], outp[600], errp[600], mode[1500];
+    char args[2048], env[6000];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
     va_end(ap);
     const char *dir = wd_h_tmpdir("rest");
-    snprintf(outp, sizeof outp, "%s/out", dir);
-    snprintf(errp, sizeof errp, "%s/err", dir);
     if (token)
-        snprintf(mode, sizeof mode,
-                 "WARDEN_SESSION=%s/none.json WARDEN_API_URL=http://127.0.0.1:%d", dir, fx.port);
+        snprintf(env, sizeof env,
+                 "WARDEN_TOKEN='%s' WARDEN_SESSION=%s/none.json "
+                 "WARDEN_API_URL=http://127.0.0.1:%d",
+                 token, dir, fx.port);
     else
-        snprintf(mode, sizeof mode, "WARDEN_NATS_URL=%s WARDEN_NATS_CREDS=%s", fx.nats.url,
-                 fx.ops_creds);
-    snprintf(cmd, sizeof cmd, "WARDEN_TOKEN='%s' %s timeout 60 %s %s </dev/null >%s 2>%s",
-             token ? token : "", mode, wd_h_bin("cli/wardenctl"), args, outp, errp);
-    int st = system(cmd);
-    r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    char *text = NULL;
-    if (wd_read_file(outp, sizeof r.out - 1, &text, NULL) == WD_OK) {
-        snprintf(r.out, sizeof r.out, "%s", text);
-        free(text);
-    }
-    if (wd_read_file(errp, sizeof r.err - 1, &text, NULL) == WD_OK) {
-        snprintf(r.err, sizeof r.err, "%s", text);
-        free(text);
-    }
-    if (r.code != 0)
-        fprintf(stderr, "[wardenctl %s] exit %d: %s%s", args, r.code, r.out, r.err);
-    return &r;
+        snprintf(env, sizeof env, "WARDEN_TOKEN='' WARDEN_NATS_URL=%s WARDEN_NATS_CREDS=%s",
+                 fx.nats.url, fx.ops_creds);
+    return wd_ctl_run(env, args, NULL);
 }
 
 static char *login(const char *user, const char *password)

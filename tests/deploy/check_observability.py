@@ -37,7 +37,8 @@ with open(dash_path, encoding="utf-8") as f:
         dash = None
 
 exported = set()
-for rel in ("panel-api/api/metrics.c", "panel-api/api/app.c", "panel-ws/metrics.c"):
+for rel in ("panel-api/api/metrics.c", "panel-api/api/app.c", "panel-ws/metrics.c",
+            "agent/metrics.c"):
     with open(os.path.join(src, rel), encoding="utf-8") as f:
         for m in re.finditer(r"# TYPE (warden_[a-z0-9_]+) (counter|gauge|histogram)", f.read()):
             name, kind = m.group(1), m.group(2)
