@@ -610,6 +610,35 @@ static bool selection_ok(const wd_fleet_select *sel, const char *verb, const cha
     return true;
 }
 
+/* Loads the fleet, selects (every server when the filter is empty and
+ * empty_is_all), runs one(k, j) for each with bounded parallelism and
+ * prints the summary. j->fl, j->sel and j->b are filled in here. */
+static int run_bulk(const wd_fleet_select *sel, bool empty_is_all, const char *verb,
+                    const char *ok_word, job *j, void (*one)(size_t, void *))
+{
+    fleet fl;
+    if (fleet_load(&fl, true, sel->parallel) != 0)
+        return 1;
+    size_t *idx = NULL, n = 0;
+    int rc = fleet_select(&fl, sel, empty_is_all, &idx, &n);
+    if (rc == 0) {
+        wd_bulk b;
+        wd_bulk_begin(&b, verb, n, wd_ctl_json);
+        if (ok_word)
+            b.ok_word = ok_word;
+        if (n == 0 && !wd_ctl_json)
+            printf("no server matches the filter\n");
+        j->fl = &fl;
+        j->sel = idx;
+        j->b = &b;
+        wd_bulk_parallel(n, sel->parallel, one, j);
+        rc = wd_bulk_end(&b);
+    }
+    free(idx);
+    fleet_free(&fl);
+    return rc;
+}
+
 int wd_fleet_power(const char *action, const wd_fleet_select *sel)
 {
     job j = {.verb = action, .wait = sel->wait};
@@ -628,27 +657,9 @@ int wd_fleet_power(const char *action, const wd_fleet_select *sel)
     /* Check the filter before touching the bus: a typo fails fast. */
     if (!selection_ok(sel, "act on", "state=running,node=NODE"))
         return 2;
-    fleet fl;
-    if (fleet_load(&fl, true, sel->parallel) != 0)
-        return 1;
-    size_t *idx = NULL, n = 0;
-    int rc = fleet_select(&fl, sel, false, &idx, &n);
-    if (rc == 0) {
-        char verb[32];
-        snprintf(verb, sizeof verb, "power %s", action);
-        wd_bulk b;
-        wd_bulk_begin(&b, verb, n, wd_ctl_json);
-        if (n == 0 && !wd_ctl_json)
-            printf("no server matches the filter\n");
-        j.fl = &fl;
-        j.sel = idx;
-        j.b = &b;
-        wd_bulk_parallel(n, sel->parallel, power_one, &j);
-        rc = wd_bulk_end(&b);
-    }
-    free(idx);
-    fleet_free(&fl);
-    return rc;
+    char verb[32];
+    snprintf(verb, sizeof verb, "power %s", action);
+    return run_bulk(sel, false, verb, NULL, &j, power_one);
 }
 
 static void backup_one(size_t k, void *ud)
@@ -693,28 +704,8 @@ int wd_fleet_backup(const wd_fleet_select *sel, const char *const *ignore, size_
 {
     if (!selection_ok(sel, "back up", "node=NODE"))
         return 2;
-    fleet fl;
-    if (fleet_load(&fl, true, sel->parallel) != 0)
-        return 1;
-    size_t *idx = NULL, n = 0;
-    int rc = fleet_select(&fl, sel, false, &idx, &n);
-    if (rc == 0) {
-        wd_bulk b;
-        wd_bulk_begin(&b, "backup", n, wd_ctl_json);
-        if (n == 0 && !wd_ctl_json)
-            printf("no server matches the filter\n");
-        job j = {.fl = &fl,
-                 .sel = idx,
-                 .b = &b,
-                 .ignore = ignore,
-                 .n_ignore = n_ignore,
-                 .timeout_ms = timeout_ms};
-        wd_bulk_parallel(n, sel->parallel, backup_one, &j);
-        rc = wd_bulk_end(&b);
-    }
-    free(idx);
-    fleet_free(&fl);
-    return rc;
+    job j = {.ignore = ignore, .n_ignore = n_ignore, .timeout_ms = timeout_ms};
+    return run_bulk(sel, false, "backup", NULL, &j, backup_one);
 }
 
 static void broadcast_one(size_t k, void *ud)
@@ -765,20 +756,6 @@ int wd_fleet_broadcast(const char *message, const char *fmt, const wd_fleet_sele
         fprintf(stderr, "wardenctl: --filter: %s\n", wd_err_msg());
         return 2;
     }
-    fleet fl;
-    if (fleet_load(&fl, true, sel->parallel) != 0)
-        return 1;
-    size_t *idx = NULL, n = 0;
-    int rc = fleet_select(&fl, sel, true, &idx, &n);
-    if (rc == 0) {
-        wd_bulk b;
-        wd_bulk_begin(&b, "broadcast", n, wd_ctl_json);
-        b.ok_word = "sent";
-        job j = {.fl = &fl, .sel = idx, .b = &b, .message = message, .fmt = fmt};
-        wd_bulk_parallel(n, sel->parallel, broadcast_one, &j);
-        rc = wd_bulk_end(&b);
-    }
-    free(idx);
-    fleet_free(&fl);
-    return rc;
+    job j = {.message = message, .fmt = fmt};
+    return run_bulk(sel, true, "broadcast", "sent", &j, broadcast_one);
 }
