@@ -30,6 +30,7 @@ struct wd_bus {
     int reconnect_min_ms, reconnect_max_ms;
     atomic_bool closing; /* our own close: not worth a warning */
     atomic_bool closed;  /* the closed callback has run: nats.c is done with us */
+    _Atomic int64_t resend_at; /* wd_bus_publish_stored: next re-send not before (mono ms) */
 };
 
 wd_bus_cfg wd_bus_cfg_defaults(void)
@@ -112,43 +113,54 @@ static void on_closed(natsConnection *nc, void *ud)
 
 /* wd_bus_publish_stored: a message JetStream did not store (an error, or
  * no acknowledgement within the wait: the stream is electing a new leader
- * after a server died, or NATS is away) is sent again, after a pause, up to
- * WD_STORE_ATTEMPTS times. Runs on a nats.c thread. */
-#define WD_STORE_ATTEMPTS 40
-#define WD_HDR_ATTEMPT "Warden-Attempt"
+ * after a server died, or NATS is away) is sent again after a pause, for
+ * up to WD_STORE_GIVE_UP_MS after its first failure. Runs on a nats.c
+ * thread. */
+#define WD_STORE_GIVE_UP_MS 60000
+#define WD_HDR_FIRST_FAIL "Warden-First-Failure"
 
 static void on_stored_publish_failed(jsCtx *js, jsPubAckErr *pae, void *closure)
 {
     wd_bus *b = closure;
     if (pae->Msg == NULL || atomic_load(&b->closing))
         return;
+    int64_t now = wd_mono_ms();
     const char *v = NULL;
-    long n = 1;
-    if (natsMsgHeader_Get(pae->Msg, WD_HDR_ATTEMPT, &v) != NATS_OK || v == NULL ||
-        !wd_parse_long(v, 1, 1000, &n))
-        n = 1;
+    long since = 0;
+    if (natsMsgHeader_Get(pae->Msg, WD_HDR_FIRST_FAIL, &v) != NATS_OK || v == NULL ||
+        !wd_parse_long(v, 0, INT64_MAX, &since)) {
+        char buf[24];
+        snprintf(buf, sizeof buf, "%lld", (long long)now);
+        natsMsgHeader_Set(pae->Msg, WD_HDR_FIRST_FAIL, buf);
+        since = (long)now;
+    }
     const char *why = pae->ErrText ? pae->ErrText : natsStatus_GetText(pae->Err);
-    if (n >= WD_STORE_ATTEMPTS) {
-        wd_warn("JetStream did not store a message on %s after %ld attempts (%s): given up",
-                natsMsg_GetSubject(pae->Msg), n, why);
+    if (now - since > WD_STORE_GIVE_UP_MS) {
+        wd_warn("JetStream did not store a message on %s for %d s (%s): given up",
+                natsMsg_GetSubject(pae->Msg), WD_STORE_GIVE_UP_MS / 1000, why);
         return;
     }
     /* One warning per outage, not one per message. */
     static _Atomic int64_t warned_ms;
-    int64_t now = wd_mono_ms();
     if (now - atomic_load(&warned_ms) > 10000) {
         atomic_store(&warned_ms, now);
         wd_warn("JetStream did not store a message on %s (%s): sending it again (and any "
                 "other that fails, for a while)",
                 natsMsg_GetSubject(pae->Msg), why);
     }
-    char buf[24];
-    snprintf(buf, sizeof buf, "%ld", n + 1);
-    natsMsgHeader_Set(pae->Msg, WD_HDR_ATTEMPT, buf);
-    /* A leader election takes seconds: back off from 0.25 s to 2 s (about
-     * a minute over all attempts). This thread only delivers publish
-     * acknowledgements, which are late anyway while the stream is away. */
-    usleep((useconds_t)(n < 4 ? 250000L << (n - 1) : 2000000L));
+    /* A leader election takes seconds: pause from 0.25 s, doubling with the
+     * time the message has been failing, up to 2 s. One pause per burst:
+     * messages that fail together wait for the same moment and go out
+     * together. This thread only delivers publish acknowledgements, which
+     * are late anyway while the stream is away. */
+    int64_t failing = now - since;
+    int64_t delay = failing < 250 ? 250 : failing < 1000 ? 500 : failing < 3000 ? 1000 : 2000;
+    int64_t until = atomic_load(&b->resend_at);
+    if (until <= now) {
+        until = now + delay;
+        atomic_store(&b->resend_at, until);
+    }
+    usleep((useconds_t)((until - now) * 1000));
     jsPubOptions po;
     jsPubOptions_Init(&po);
     po.MaxWait = 2000;
