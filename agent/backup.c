@@ -35,7 +35,7 @@
 
 bool wd_backup_id_norm(const char *id, char out[37])
 {
-    if (id == NULL || !wd_uuid_valid(id) || strlen(id) != WD_UUID_LEN)
+    if (!wd_uuid_valid(id)) /* (also checks NULL and the length) */
         return false;
     for (size_t i = 0; i < WD_UUID_LEN; i++)
         out[i] = (char)tolower((unsigned char)id[i]);
@@ -51,6 +51,45 @@ static void hex(const unsigned char *md, unsigned n, char *out)
         out[2 * i + 1] = digits[md[i] & 15];
     }
     out[2 * n] = '\0';
+}
+
+/* libarchive may have no message to give; never pass NULL to %s. */
+static const char *aerr(struct archive *a)
+{
+    const char *m = archive_error_string(a);
+    return m ? m : "unknown error";
+}
+
+/* The one place that knows a backup's file names: DIR/<id><ext>, ext being
+ * ".tar.gz" or ".sha256". False if the path does not fit in buf. */
+static bool backup_path(const char *dir, const char *id, const char *ext, char *buf, size_t n)
+{
+    int len = snprintf(buf, n, "%s/%s%s", dir, id, ext);
+    return len >= 0 && (size_t)len < n;
+}
+
+/* The sha256 recorded for a backup into out[65]; false (out = "") if there
+ * is none or it is not 64 hex digits. */
+static bool read_sum(const char *dir, const char *id, char out[65])
+{
+    char path[1400], *text = NULL;
+    out[0] = '\0';
+    if (!backup_path(dir, id, ".sha256", path, sizeof path) ||
+        wd_read_file(path, 4096, &text, NULL) != WD_OK)
+        return false;
+    if (strspn(text, "0123456789abcdef") >= 64) {
+        memcpy(out, text, 64);
+        out[64] = '\0';
+    }
+    free(text);
+    return out[0] != '\0';
+}
+
+bool wd_backup_exists(const char *dir, const char *id)
+{
+    char path[1400];
+    struct stat sb;
+    return backup_path(dir, id, ".tar.gz", path, sizeof path) && lstat(path, &sb) == 0;
 }
 
 static wd_status fsync_dir(const char *dir)
@@ -88,13 +127,25 @@ static la_ssize_t sink_write(struct archive *a, void *ud, const void *buf, size_
         p += w;
         left -= (size_t)w;
     }
-    EVP_DigestUpdate(k->md, buf, len);
+    if (EVP_DigestUpdate(k->md, buf, len) != 1) {
+        archive_set_error(a, EIO, "sha256 update failed");
+        return -1;
+    }
     k->size += len;
     return (la_ssize_t)len;
 }
 
+/* An ignore pattern as given, prepared once per create: leading '/'
+ * dropped, trailing '/' turned into dir_only. */
+typedef struct {
+    char *pat;
+    bool dir_only, has_slash;
+} ignore_pat;
+
 typedef struct {
     const wd_backup_create_cfg *cfg;
+    const ignore_pat *ign;
+    size_t n_ign;
     struct archive *a;
     struct archive_entry *e;
     char rel[MAX_REL + 256];
@@ -107,30 +158,63 @@ static bool cancelled(const wd_backup_create_cfg *c)
     return (c->cancel && atomic_load(c->cancel)) || (c->cancel2 && atomic_load(c->cancel2));
 }
 
-/* gitignore-like: a pattern without '/' matches a name at any depth, one
- * with '/' matches the path from the server dir; a trailing '/' matches
- * directories only. An ignored directory is not descended into. */
-static bool ignored(const wd_backup_create_cfg *c, const char *rel, bool is_dir)
+static void free_ignores(ignore_pat *v, size_t n)
 {
-    const char *base = strrchr(rel, '/');
-    base = base ? base + 1 : rel;
+    for (size_t i = 0; i < n; i++)
+        free(v[i].pat);
+    free(v);
+}
+
+/* Prepares c's patterns into *out (free_ignores); empty ones are dropped. */
+static wd_status prepare_ignores(const wd_backup_create_cfg *c, ignore_pat **out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (c->n_ignore == 0)
+        return WD_OK;
+    ignore_pat *v = calloc(c->n_ignore, sizeof *v);
+    if (v == NULL)
+        return WD_ERR(WD_ERR_NOMEM, "out of memory");
+    size_t n = 0;
     for (size_t i = 0; i < c->n_ignore; i++) {
-        char pat[WD_BACKUP_MAX_PATTERN + 1];
         const char *p = c->ignore[i];
         while (*p == '/')
             p++;
-        snprintf(pat, sizeof pat, "%s", p);
-        size_t n = strlen(pat);
+        size_t len = strnlen(p, WD_BACKUP_MAX_PATTERN);
         bool dir_only = false;
-        while (n > 0 && pat[n - 1] == '/') {
-            pat[--n] = '\0';
+        while (len > 0 && p[len - 1] == '/') {
+            len--;
             dir_only = true;
         }
-        if (n == 0 || (dir_only && !is_dir))
+        if (len == 0)
             continue;
-        if (fnmatch(pat, rel, FNM_PATHNAME) == 0)
+        if ((v[n].pat = strndup(p, len)) == NULL) {
+            free_ignores(v, n);
+            return WD_ERR(WD_ERR_NOMEM, "out of memory");
+        }
+        v[n].dir_only = dir_only;
+        v[n].has_slash = strchr(v[n].pat, '/') != NULL;
+        n++;
+    }
+    *out = v;
+    *n_out = n;
+    return WD_OK;
+}
+
+/* gitignore-like: a pattern without '/' matches a name at any depth, one
+ * with '/' matches the path from the server dir; a trailing '/' matches
+ * directories only. An ignored directory is not descended into. */
+static bool ignored(const walker *w, const char *rel, bool is_dir)
+{
+    const char *base = strrchr(rel, '/');
+    base = base ? base + 1 : rel;
+    for (size_t i = 0; i < w->n_ign; i++) {
+        const ignore_pat *g = &w->ign[i];
+        if (g->dir_only && !is_dir)
+            continue;
+        if (fnmatch(g->pat, rel, FNM_PATHNAME) == 0)
             return true;
-        if (strchr(pat, '/') == NULL && fnmatch(pat, base, 0) == 0)
+        if (!g->has_slash && fnmatch(g->pat, base, 0) == 0)
             return true;
     }
     return false;
@@ -140,7 +224,7 @@ static wd_status write_header(walker *w)
 {
     int r = archive_write_header(w->a, w->e);
     if (r < ARCHIVE_WARN)
-        return WD_ERR(WD_ERR_IO, "archive %s: %s", w->rel, archive_error_string(w->a));
+        return WD_ERR(WD_ERR_IO, "archive %s: %s", w->rel, aerr(w->a));
     return WD_OK;
 }
 
@@ -189,7 +273,7 @@ static wd_status add_file(walker *w, int dfd, const char *name, const struct sta
         if (n == 0)
             break; /* shrank while we read: libarchive pads the entry */
         if (archive_write_data(w->a, w->buf, (size_t)n) < 0)
-            st = WD_ERR(WD_ERR_IO, "archive %s: %s", w->rel, archive_error_string(w->a));
+            st = WD_ERR(WD_ERR_IO, "archive %s: %s", w->rel, aerr(w->a));
         left -= n;
     }
     close(fd);
@@ -215,7 +299,7 @@ static wd_status add_one(walker *w, int dfd, const char *name, size_t rel_len, i
     struct stat sb;
     if (fstatat(dfd, name, &sb, AT_SYMLINK_NOFOLLOW) != 0)
         return errno == ENOENT ? WD_OK : WD_ERR(WD_ERR_IO, "stat %s: %s", w->rel, strerror(errno));
-    if (ignored(w->cfg, w->rel, S_ISDIR(sb.st_mode)))
+    if (ignored(w, w->rel, S_ISDIR(sb.st_mode)))
         return WD_OK;
     if (S_ISREG(sb.st_mode))
         return add_file(w, dfd, name, &sb);
@@ -268,7 +352,16 @@ static wd_status walk(walker *w, int dfd, size_t rel_len, int depth)
     size_t n = 0, cap = 0;
     wd_status st = WD_OK;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
+    /* readdir returns NULL both at the end and on an error; only errno
+     * tells them apart, and a listing cut short must not pass for a
+     * complete backup. */
+    for (;;) {
+        errno = 0;
+        if ((de = readdir(d)) == NULL) {
+            if (errno != 0)
+                st = WD_ERR(WD_ERR_IO, "list %s: %s", rel_len ? w->rel : ".", strerror(errno));
+            break;
+        }
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         if (n == cap) {
@@ -302,14 +395,23 @@ static wd_status walk(walker *w, int dfd, size_t rel_len, int depth)
     return st;
 }
 
-/* Leftovers of a create that crashed: never listed, removed on the next. */
+/* Leftovers of a create that crashed: never listed, removed on the next.
+ * Best effort: a leftover harms nothing but disk space, so failing to list
+ * the directory is a warning, not a reason to refuse the backup. */
 static void remove_temps(const char *dir)
 {
     DIR *d = opendir(dir);
     if (d == NULL)
         return;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
+    for (;;) {
+        errno = 0;
+        if ((de = readdir(d)) == NULL) {
+            if (errno != 0)
+                wd_warn("backup: list %s: %s; leftover temp files not removed", dir,
+                        strerror(errno));
+            break;
+        }
         size_t n = strlen(de->d_name);
         if (de->d_name[0] == '.' && n > 4 && strcmp(de->d_name + n - 4, ".tmp") == 0)
             unlinkat(dirfd(d), de->d_name, 0);
@@ -332,30 +434,38 @@ static int rename_noreplace(const char *from, const char *to)
 
 wd_status wd_backup_create(const wd_backup_create_cfg *cfg, uint64_t *size, char sha256[65])
 {
-    char final[1400], tmp[1400], sum_tmp[1400], sum_final[1400];
+    char final[1400], tmp[1400], sum_final[1400];
     wd_status st = WD_OK;
     struct archive *a = NULL;
     sink k = {.fd = -1};
     walker w = {.cfg = cfg};
+    ignore_pat *ign = NULL;
     bool written = false;
 
-    snprintf(final, sizeof final, "%s/%s.tar.gz", cfg->backup_dir, cfg->backup_id);
-    snprintf(tmp, sizeof tmp, "%s/.%s.tar.gz.tmp", cfg->backup_dir, cfg->backup_id);
-    snprintf(sum_final, sizeof sum_final, "%s/%s.sha256", cfg->backup_dir, cfg->backup_id);
-    snprintf(sum_tmp, sizeof sum_tmp, "%s/.%s.sha256.tmp", cfg->backup_dir, cfg->backup_id);
+    int tn = snprintf(tmp, sizeof tmp, "%s/.%s.tar.gz.tmp", cfg->backup_dir, cfg->backup_id);
+    if (!backup_path(cfg->backup_dir, cfg->backup_id, ".tar.gz", final, sizeof final) ||
+        !backup_path(cfg->backup_dir, cfg->backup_id, ".sha256", sum_final, sizeof sum_final) ||
+        tn < 0 || (size_t)tn >= sizeof tmp)
+        return WD_ERR(WD_ERR_INVALID, "backup dir path too long: %s", cfg->backup_dir);
     if ((st = wd_mkdir_p(cfg->backup_dir, 0700)) != WD_OK)
         return st;
     remove_temps(cfg->backup_dir);
-    if (access(final, F_OK) == 0)
-        return WD_ERR(WD_ERR_EXISTS, "backup %s exists already", cfg->backup_id);
+    /* (An existing backup is refused by rename_noreplace below; the server
+     * actor checks first, so that is only reached on a race.) */
+    if ((st = prepare_ignores(cfg, &ign, &w.n_ign)) != WD_OK)
+        return st;
+    w.ign = ign;
 
     int root = open(cfg->server_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (root < 0)
+    if (root < 0) {
+        free_ignores(ign, w.n_ign);
         return WD_ERR(errno == ENOENT ? WD_ERR_NOT_FOUND : WD_ERR_IO, "open %s: %s",
                       cfg->server_dir, strerror(errno));
+    }
     k.fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (k.fd < 0) {
         close(root);
+        free_ignores(ign, w.n_ign);
         return WD_ERR(WD_ERR_IO, "create %s: %s", tmp, strerror(errno));
     }
     k.md = EVP_MD_CTX_new();
@@ -372,7 +482,7 @@ wd_status wd_backup_create(const wd_backup_create_cfg *cfg, uint64_t *size, char
         archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
         archive_write_open2(a, &k, NULL, sink_write, NULL, NULL) != ARCHIVE_OK) {
         close(root);
-        st = WD_ERR(WD_ERR_INTERNAL, "libarchive: %s", archive_error_string(a));
+        st = WD_ERR(WD_ERR_INTERNAL, "libarchive: %s", aerr(a));
         goto out;
     }
     w.a = a;
@@ -380,12 +490,15 @@ wd_status wd_backup_create(const wd_backup_create_cfg *cfg, uint64_t *size, char
     if ((st = walk(&w, root, 0, 0)) != WD_OK) /* closes root */
         goto out;
     if (archive_write_close(a) != ARCHIVE_OK) {
-        st = WD_ERR(WD_ERR_IO, "finish %s: %s", tmp, archive_error_string(a));
+        st = WD_ERR(WD_ERR_IO, "finish %s: %s", tmp, aerr(a));
         goto out;
     }
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
-    EVP_DigestFinal_ex(k.md, md, &mdlen);
+    if (EVP_DigestFinal_ex(k.md, md, &mdlen) != 1) {
+        st = WD_ERR(WD_ERR_INTERNAL, "backup %s: sha256 failed", cfg->backup_id);
+        goto out;
+    }
     hex(md, mdlen, sha256);
     *size = k.size;
     if (fsync(k.fd) != 0) {
@@ -394,19 +507,23 @@ wd_status wd_backup_create(const wd_backup_create_cfg *cfg, uint64_t *size, char
     }
     close(k.fd);
     k.fd = -1;
-    /* sha256sum's format, so `sha256sum -c` checks a backup by hand. */
-    char line[200];
-    int n = snprintf(line, sizeof line, "%s  %s.tar.gz\n", sha256, cfg->backup_id);
-    if ((st = wd_write_file_atomic(sum_tmp, line, (size_t)n, 0600)) != WD_OK)
-        goto out;
     if (rename_noreplace(tmp, final) != 0) {
         st = errno == EEXIST ? WD_ERR(WD_ERR_EXISTS, "backup %s exists already", cfg->backup_id)
                              : WD_ERR(WD_ERR_IO, "rename %s: %s", tmp, strerror(errno));
         goto out;
     }
+    /* Only now that the id is ours may its .sha256 be (re)written: before,
+     * a race could replace the checksum of someone else's archive. In
+     * sha256sum's format, so `sha256sum -c` checks a backup by hand. A
+     * backup without its checksum would restore unverified, so failing to
+     * record it fails the create and takes the archive back. */
+    char line[200];
+    int n = snprintf(line, sizeof line, "%s  %s.tar.gz\n", sha256, cfg->backup_id);
+    if ((st = wd_write_file_atomic(sum_final, line, (size_t)n, 0600)) != WD_OK) {
+        unlink(final);
+        goto out;
+    }
     written = true;
-    if (rename(sum_tmp, sum_final) != 0)
-        wd_warn("backup %s: checksum not recorded: %s", cfg->backup_id, strerror(errno));
     fsync_dir(cfg->backup_dir);
 out:
     if (a)
@@ -416,10 +533,9 @@ out:
     EVP_MD_CTX_free(k.md);
     if (k.fd >= 0)
         close(k.fd);
-    if (!written) {
+    free_ignores(ign, w.n_ign);
+    if (!written)
         unlink(tmp);
-        unlink(sum_tmp);
-    }
     return st;
 }
 
@@ -429,6 +545,7 @@ out:
 typedef struct {
     int fd;
     EVP_MD_CTX *md; /* NULL: no hashing */
+    bool md_failed; /* an EVP_DigestUpdate failed: the hash is worthless */
     char *buf;
 } source;
 
@@ -444,8 +561,12 @@ static la_ssize_t source_read(struct archive *a, void *ud, const void **out)
                 archive_set_error(a, errno, "read: %s", strerror(errno));
             return -1;
         }
-        if (s->md && n > 0)
-            EVP_DigestUpdate(s->md, s->buf, (size_t)n);
+        if (s->md && n > 0 && EVP_DigestUpdate(s->md, s->buf, (size_t)n) != 1) {
+            s->md_failed = true;
+            if (a)
+                archive_set_error(a, EIO, "sha256 update failed");
+            return -1;
+        }
         *out = s->buf;
         return n;
     }
@@ -500,41 +621,36 @@ static int check_entry(struct archive_entry *e, char *out, size_t outsz, const c
     return ENTRY_OK;
 }
 
-static struct archive *open_reader(source *src)
+static wd_status open_reader(source *src, struct archive **out)
 {
     struct archive *r = archive_read_new();
+    *out = NULL;
     if (r == NULL)
-        return NULL;
+        return WD_ERR(WD_ERR_NOMEM, "out of memory");
     archive_read_support_filter_gzip(r);
     archive_read_support_format_tar(r);
     if (archive_read_open(r, src, NULL, source_read, NULL) != ARCHIVE_OK) {
-        WD_ERR(WD_ERR_INVALID, "the backup is not a .tar.gz archive: %s", archive_error_string(r));
+        wd_status st = WD_ERR(WD_ERR_INVALID, "the backup is not a .tar.gz archive: %s", aerr(r));
         archive_read_free(r);
-        return NULL;
+        return st;
     }
-    return r;
+    *out = r;
+    return WD_OK;
 }
 
 /* First pass: every entry safe, the archive complete, the checksum right. */
 static wd_status check_archive(const wd_backup_restore_cfg *cfg, source *src, uint64_t *total,
                                size_t *skipped)
 {
-    char expect[65] = "", path[1400], *text = NULL;
-    snprintf(path, sizeof path, "%s/%s.sha256", cfg->backup_dir, cfg->backup_id);
-    if (wd_read_file(path, 4096, &text, NULL) == WD_OK) {
-        if (strlen(text) >= 64 && strspn(text, "0123456789abcdef") >= 64) {
-            memcpy(expect, text, 64);
-            expect[64] = '\0';
-        }
-        free(text);
-    }
+    char expect[65];
+    read_sum(cfg->backup_dir, cfg->backup_id, expect); /* "" if none: not checked */
     src->md = EVP_MD_CTX_new();
     if (src->md == NULL || EVP_DigestInit_ex(src->md, EVP_sha256(), NULL) != 1)
         return WD_ERR(WD_ERR_NOMEM, "out of memory");
-    struct archive *r = open_reader(src);
-    if (r == NULL)
-        return WD_ERR_INVALID;
-    wd_status st = WD_OK;
+    struct archive *r;
+    wd_status st = open_reader(src, &r);
+    if (st != WD_OK)
+        return st;
     struct archive_entry *e;
     char rel[MAX_REL + 1];
     for (;;) {
@@ -542,8 +658,7 @@ static wd_status check_archive(const wd_backup_restore_cfg *cfg, source *src, ui
         if (rc == ARCHIVE_EOF)
             break;
         if (rc < ARCHIVE_WARN) {
-            st = WD_ERR(WD_ERR_INVALID, "backup %s is damaged: %s", cfg->backup_id,
-                        archive_error_string(r));
+            st = WD_ERR(WD_ERR_INVALID, "backup %s is damaged: %s", cfg->backup_id, aerr(r));
             break;
         }
         const char *why = "";
@@ -558,15 +673,20 @@ static wd_status check_archive(const wd_backup_restore_cfg *cfg, source *src, ui
         }
         if (kind == ENTRY_SKIP)
             (*skipped)++;
-        if (kind == ENTRY_OK && archive_entry_filetype(e) == AE_IFREG && archive_entry_size(e) > 0)
-            *total += (uint64_t)archive_entry_size(e);
+        /* Saturating: a hostile archive may declare (sparse) sizes that
+         * would wrap the sum back to something small. */
+        if (kind == ENTRY_OK && archive_entry_filetype(e) == AE_IFREG &&
+            archive_entry_size(e) > 0 &&
+            __builtin_add_overflow(*total, (uint64_t)archive_entry_size(e), total))
+            *total = UINT64_MAX;
         if (archive_read_data_skip(r) < ARCHIVE_WARN) {
-            st = WD_ERR(WD_ERR_INVALID, "backup %s is damaged: %s", cfg->backup_id,
-                        archive_error_string(r));
+            st = WD_ERR(WD_ERR_INVALID, "backup %s is damaged: %s", cfg->backup_id, aerr(r));
             break;
         }
     }
     archive_read_free(r);
+    if (src->md_failed)
+        return WD_ERR(WD_ERR_INTERNAL, "backup %s: sha256 failed", cfg->backup_id);
     if (st != WD_OK || expect[0] == '\0')
         return st;
     /* Hash whatever libarchive did not need to read (end padding). */
@@ -576,7 +696,8 @@ static wd_status check_archive(const wd_backup_restore_cfg *cfg, source *src, ui
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     char got[65];
-    EVP_DigestFinal_ex(src->md, md, &mdlen);
+    if (src->md_failed || EVP_DigestFinal_ex(src->md, md, &mdlen) != 1)
+        return WD_ERR(WD_ERR_INTERNAL, "backup %s: sha256 failed", cfg->backup_id);
     hex(md, mdlen, got);
     if (strcmp(got, expect) != 0)
         return WD_ERR(WD_ERR_INVALID,
@@ -600,7 +721,13 @@ static wd_status empty_dir(const char *path, int dfd)
     rewinddir(d);
     wd_status st = WD_OK;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL && st == WD_OK) {
+    while (st == WD_OK) {
+        errno = 0;
+        if ((de = readdir(d)) == NULL) {
+            if (errno != 0) /* else a restore would land on files it was to replace */
+                st = WD_ERR(WD_ERR_IO, "list %s: %s", path, strerror(errno));
+            break;
+        }
         if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
             continue;
         char full[PATH_MAX + 300];
@@ -614,9 +741,10 @@ static wd_status empty_dir(const char *path, int dfd)
 /* Second pass, from inside the server dir (cwd): extract. */
 static wd_status extract(const wd_backup_restore_cfg *cfg, source *src)
 {
-    struct archive *r = open_reader(src);
-    if (r == NULL)
-        return WD_ERR_INVALID;
+    struct archive *r;
+    wd_status st = open_reader(src, &r);
+    if (st != WD_OK)
+        return st;
     struct archive *w = archive_write_disk_new();
     if (w == NULL) {
         archive_read_free(r);
@@ -630,7 +758,6 @@ static wd_status extract(const wd_backup_restore_cfg *cfg, source *src)
     if (cfg->uid >= 0)
         flags |= ARCHIVE_EXTRACT_OWNER;
     archive_write_disk_set_options(w, flags);
-    wd_status st = WD_OK;
     size_t failed = 0;
     char first[400] = "";
     struct archive_entry *e;
@@ -640,7 +767,7 @@ static wd_status extract(const wd_backup_restore_cfg *cfg, source *src)
         if (rc == ARCHIVE_EOF)
             break;
         if (rc < ARCHIVE_WARN) {
-            st = WD_ERR(WD_ERR_IO, "backup %s: %s", cfg->backup_id, archive_error_string(r));
+            st = WD_ERR(WD_ERR_IO, "backup %s: %s", cfg->backup_id, aerr(r));
             break;
         }
         const char *why = "";
@@ -668,7 +795,7 @@ static wd_status extract(const wd_backup_restore_cfg *cfg, source *src)
                 }
             }
             if (rr < ARCHIVE_WARN) {
-                st = WD_ERR(WD_ERR_IO, "backup %s: %s", cfg->backup_id, archive_error_string(r));
+                st = WD_ERR(WD_ERR_IO, "backup %s: %s", cfg->backup_id, aerr(r));
                 break;
             }
         }
@@ -676,11 +803,11 @@ static wd_status extract(const wd_backup_restore_cfg *cfg, source *src)
             rc = ARCHIVE_FAILED;
         if (rc < ARCHIVE_WARN) {
             if (failed++ == 0)
-                snprintf(first, sizeof first, "%.200s: %.180s", rel, archive_error_string(w));
+                snprintf(first, sizeof first, "%.200s: %.180s", rel, aerr(w));
         }
     }
     if (archive_write_close(w) < ARCHIVE_WARN && st == WD_OK && failed == 0)
-        st = WD_ERR(WD_ERR_IO, "backup %s: %s", cfg->backup_id, archive_error_string(w));
+        st = WD_ERR(WD_ERR_IO, "backup %s: %s", cfg->backup_id, aerr(w));
     archive_write_free(w);
     archive_read_free(r);
     if (st == WD_OK && failed)
@@ -692,8 +819,9 @@ static wd_status extract(const wd_backup_restore_cfg *cfg, source *src)
 wd_status wd_backup_restore(const wd_backup_restore_cfg *cfg, size_t *skipped)
 {
     char path[1400];
-    snprintf(path, sizeof path, "%s/%s.tar.gz", cfg->backup_dir, cfg->backup_id);
     *skipped = 0;
+    if (!backup_path(cfg->backup_dir, cfg->backup_id, ".tar.gz", path, sizeof path))
+        return WD_ERR(WD_ERR_INVALID, "backup dir path too long: %s", cfg->backup_dir);
     source src = {.fd = -1};
     int dfd = -1;
     wd_status st = WD_OK;
@@ -789,7 +917,13 @@ wd_status wd_backup_list(const char *backup_dir, wd_backup_info **out, size_t *n
     size_t n = 0, cap = 0;
     wd_status st = WD_OK;
     struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
+    for (;;) {
+        errno = 0;
+        if ((de = readdir(d)) == NULL) {
+            if (errno != 0) /* a list cut short would pass for the whole */
+                st = WD_ERR(WD_ERR_IO, "list %s: %s", backup_dir, strerror(errno));
+            break;
+        }
         size_t len = strlen(de->d_name);
         char id[37];
         if (len != WD_UUID_LEN + 7 || strcmp(de->d_name + WD_UUID_LEN, ".tar.gz") != 0)
@@ -816,15 +950,7 @@ wd_status wd_backup_list(const char *backup_dir, wd_backup_info **out, size_t *n
         memcpy(b->id, id, sizeof b->id);
         b->size = (uint64_t)sb.st_size;
         b->created_unix = sb.st_mtim.tv_sec;
-        char path[1400], *text = NULL;
-        snprintf(path, sizeof path, "%s/%s.sha256", backup_dir, id);
-        if (wd_read_file(path, 4096, &text, NULL) == WD_OK) {
-            if (strspn(text, "0123456789abcdef") >= 64) {
-                memcpy(b->sha256, text, 64);
-                b->sha256[64] = '\0';
-            }
-            free(text);
-        }
+        read_sum(backup_dir, id, b->sha256);
     }
     closedir(d);
     if (st != WD_OK) {
@@ -841,12 +967,15 @@ wd_status wd_backup_list(const char *backup_dir, wd_backup_info **out, size_t *n
 wd_status wd_backup_delete(const char *backup_dir, const char *backup_id)
 {
     char path[1400];
-    snprintf(path, sizeof path, "%s/%s.tar.gz", backup_dir, backup_id);
+    if (!backup_path(backup_dir, backup_id, ".tar.gz", path, sizeof path))
+        return WD_ERR(WD_ERR_INVALID, "backup dir path too long: %s", backup_dir);
     if (unlink(path) != 0)
         return errno == ENOENT ? WD_ERR(WD_ERR_NOT_FOUND, "no backup %s for this server", backup_id)
                                : WD_ERR(WD_ERR_IO, "delete %s: %s", path, strerror(errno));
-    snprintf(path, sizeof path, "%s/%s.sha256", backup_dir, backup_id);
-    unlink(path);
-    fsync_dir(backup_dir);
+    if (backup_path(backup_dir, backup_id, ".sha256", path, sizeof path))
+        unlink(path);
+    /* No fsync of the directory: this runs on the server actor's thread,
+     * and an unlink lost to a crash only brings the backup back, which
+     * the user can delete again. */
     return WD_OK;
 }

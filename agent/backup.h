@@ -74,7 +74,13 @@ typedef struct {
  * (free()). A missing directory is an empty list. */
 wd_status wd_backup_list(const char *backup_dir, wd_backup_info **out, size_t *n);
 
-/* Removes one backup. WD_ERR_NOT_FOUND if there is none with that id. */
+/* True if something already holds backup id's archive name in dir (one
+ * lstat: cheap enough for the server actor). A racing create is still
+ * refused by wd_backup_create itself. */
+bool wd_backup_exists(const char *dir, const char *id);
+
+/* Removes one backup. WD_ERR_NOT_FOUND if there is none with that id. Does
+ * not fsync dir, so that it may run on the server actor's thread. */
 wd_status wd_backup_delete(const char *backup_dir, const char *backup_id);
 
 #endif

@@ -1440,10 +1440,9 @@ static wd_status backup_id_arg(const char *op, const char *given, char id[37])
 
 static bool backup_exists(server *s, const char *id)
 {
-    char dir[1100], path[1200];
+    char dir[1100];
     backup_dir_of(s, dir, sizeof dir);
-    snprintf(path, sizeof path, "%s/%s.tar.gz", dir, id);
-    return access(path, F_OK) == 0;
+    return wd_backup_exists(dir, id);
 }
 
 /* Returns true if the job took m (it answers); else *st is the answer. */
@@ -1514,7 +1513,7 @@ static bool backup_restore(server *s, natsMsg *m, wd_status *st)
         return false;
     }
     char id[37];
-    bool truncate = req->truncate, taken = false;
+    bool truncate = req->truncate;
     *st = backup_id_arg("backup.restore", req->backup_id, id);
     protobuf_c_message_free_unpacked(&req->base, NULL);
     if (*st != WD_OK || job_busy(s, st))
@@ -1539,7 +1538,6 @@ static bool backup_restore(server *s, natsMsg *m, wd_status *st)
     j->max_bytes = s->spec->limits ? s->spec->limits->disk_bytes : 0;
     if ((*st = post_job(s, j, m)) != WD_OK)
         return false;
-    taken = true;
     /* An automatic restart must not start the game on half its files. */
     if (s->restart_timer) {
         cancel_timer(s, &s->restart_timer);
@@ -1547,7 +1545,7 @@ static bool backup_restore(server *s, natsMsg *m, wd_status *st)
     }
     system_line(s, "[Warden] restoring backup %s%s", id,
                 truncate ? " (current files are deleted first)" : "");
-    return taken;
+    return true;
 }
 
 static wd_status backup_delete(server *s, natsMsg *m)

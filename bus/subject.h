@@ -22,6 +22,7 @@
 #define WD_SUBJ_PROBE "warden.discovery.probe"
 #define WD_SUBJ_JOIN "warden.discovery.join"
 #define WD_SUBJ_HEARTBEATS "warden.node.*.heartbeat"
+#define WD_SUBJ_STATS_ALL "warden.server.*.stats"
 
 /* True if tok is a valid single subject token of at most 64 bytes. */
 bool wd_subj_token_ok(const char *tok);

@@ -10,23 +10,28 @@
 #include "ctl.h"
 
 /* Known games. The first matching glob wins. testgame's `echo` is what it
- * has closest to a chat line (and what lets the tests see a broadcast). */
+ * has closest to a chat line (and what lets the tests see a broadcast).
+ * A Source-engine (srcds) console splits a line into commands at ';' and
+ * `say` takes its text up to a '"': "hi; quit" would run quit. So those
+ * characters are refused in messages to these games. */
+#define SRCDS_FORBID ";\""
+#define SRCDS_WHY "a Source-engine console reads ';' as a command separator and '\"' as quoting"
 const wd_bulk_say wd_bulk_say_table[] = {
-    {"testgame", "echo {message}", NULL},
-    {"freeciv*", "wall {message}", NULL},
-    {"teeworlds*", NULL, "teeworlds has no stdin console (rcon/econ only)"},
-    {"*minecraft*", "say {message}", NULL},
-    {"paper*", "say {message}", NULL},
-    {"purpur*", "say {message}", NULL},
-    {"spigot*", "say {message}", NULL},
-    {"bukkit*", "say {message}", NULL},
-    {"forge*", "say {message}", NULL},
-    {"fabric*", "say {message}", NULL},
-    {"*srcds*", "say {message}", NULL},
-    {"counter-strike*", "say {message}", NULL},
-    {"garrys-mod*", "say {message}", NULL},
-    {"team-fortress*", "say {message}", NULL},
-    {NULL, NULL, NULL}};
+    {"testgame", "echo {message}", NULL, NULL},
+    {"freeciv*", "wall {message}", NULL, NULL},
+    {"teeworlds*", NULL, "teeworlds has no stdin console (rcon/econ only)", NULL},
+    {"*minecraft*", "say {message}", NULL, NULL},
+    {"paper*", "say {message}", NULL, NULL},
+    {"purpur*", "say {message}", NULL, NULL},
+    {"spigot*", "say {message}", NULL, NULL},
+    {"bukkit*", "say {message}", NULL, NULL},
+    {"forge*", "say {message}", NULL, NULL},
+    {"fabric*", "say {message}", NULL, NULL},
+    {"*srcds*", "say {message}", SRCDS_WHY, SRCDS_FORBID},
+    {"counter-strike*", "say {message}", SRCDS_WHY, SRCDS_FORBID},
+    {"garrys-mod*", "say {message}", SRCDS_WHY, SRCDS_FORBID},
+    {"team-fortress*", "say {message}", SRCDS_WHY, SRCDS_FORBID},
+    {NULL, NULL, NULL, NULL}};
 
 void wd_bulk_begin(wd_bulk *b, const char *verb, size_t total, bool json)
 {
@@ -142,23 +147,30 @@ wd_status wd_bulk_message_ok(const char *msg)
 wd_status wd_bulk_broadcast_line(const char *template_id, const char *fmt, const char *msg,
                                  char *out, size_t n)
 {
+    /* Newlines, CRs and other control characters are refused here for
+     * every game (one message, one console line). */
     wd_status st = wd_bulk_message_ok(msg);
     if (st != WD_OK)
         return st;
+    const wd_bulk_say *game = NULL;
+    for (const wd_bulk_say *s = wd_bulk_say_table; s->template_glob && !game; s++)
+        if (fnmatch(s->template_glob, template_id ? template_id : "", 0) == 0)
+            game = s;
     if (fmt == NULL) {
-        for (const wd_bulk_say *s = wd_bulk_say_table; s->template_glob; s++) {
-            if (fnmatch(s->template_glob, template_id ? template_id : "", 0) != 0)
-                continue;
-            if (s->format == NULL)
-                return WD_ERR(WD_ERR_UNSUPPORTED, "%s", s->why);
-            fmt = s->format;
-            break;
-        }
-        if (fmt == NULL)
+        if (game == NULL)
             return WD_ERR(WD_ERR_UNSUPPORTED,
                           "no known broadcast command for template '%s' (give --format)",
                           template_id && *template_id ? template_id : "?");
+        if (game->format == NULL)
+            return WD_ERR(WD_ERR_UNSUPPORTED, "%s", game->why);
+        fmt = game->format;
     }
+    /* Even with --format: the separators belong to the game's console,
+     * whatever the line around the message. */
+    const char *bad = game && game->forbid ? strpbrk(msg, game->forbid) : NULL;
+    if (bad)
+        return WD_ERR(WD_ERR_UNSUPPORTED, "the message contains '%c', refused for %s: %s", *bad,
+                      template_id, game->why);
     const char *ph = strstr(fmt, "{message}");
     if (ph == NULL)
         return WD_ERR(WD_ERR_INVALID, "--format must contain {message}");

@@ -8,7 +8,10 @@
  * the bare message to a game we know nothing about could run it ("stop",
  * "quit"). So the line comes from, in order: --format (with {message}),
  * else a small table of known templates (template id glob → format), else
- * the server is skipped, saying why. See docs/wardenctl.md for the table. */
+ * the server is skipped, saying why. A known game may also forbid
+ * characters its console treats as syntax (';' and '"' on Source-engine
+ * games): a message holding one is refused for that server, --format or
+ * not. See docs/wardenctl.md for the table. */
 #ifndef WD_BULK_H
 #define WD_BULK_H
 
@@ -48,17 +51,19 @@ wd_status wd_bulk_message_ok(const char *msg);
 
 /* The console line that broadcasts msg on a server of template_id, into
  * out. fmt (NULL: use the table) must contain {message}. WD_ERR_UNSUPPORTED
- * when the template has no known broadcast command (the message says so);
- * WD_ERR_INVALID for a bad fmt or a line over 4096 bytes. */
+ * when the template has no known broadcast command, or msg holds a
+ * character the template's game forbids (the message says which and why);
+ * WD_ERR_INVALID for a bad msg or fmt or a line over 4096 bytes. */
 wd_status wd_bulk_broadcast_line(const char *template_id, const char *fmt, const char *msg,
                                  char *out, size_t n);
 
-/* The known-templates table, NULL-terminated pairs {glob, format}; a NULL
- * format means "this game has no stdin console". For docs and completion. */
+/* The known-templates table, terminated by a NULL glob; a NULL format
+ * means "this game has no stdin console". For docs and completion. */
 typedef struct {
     const char *template_glob;
     const char *format;
-    const char *why; /* when format is NULL */
+    const char *why;    /* why format is NULL, or why forbid's characters are refused */
+    const char *forbid; /* characters a message may not hold on this game, or NULL */
 } wd_bulk_say;
 extern const wd_bulk_say wd_bulk_say_table[];
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "js.h"
+#include "pbjson.h"
 #include "subject.h"
 #include "util.h"
 #include "warden/v1/common.pb-c.h"
@@ -12,7 +13,9 @@
 wd_bus *wd_ctl_bus;
 bool wd_ctl_json;
 int wd_ctl_timeout_ms = 5000;
-volatile sig_atomic_t wd_ctl_interrupted;
+/* Stored by a signal handler: only a lock-free atomic is safe there. */
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "atomic_int must be lock-free");
+atomic_int wd_ctl_interrupted;
 
 int wd_ctl_fail(const char *fmt, ...)
 {
@@ -43,16 +46,9 @@ int wd_ctl_state_parse(const char *name)
 
 void wd_ctl_json_str(FILE *f, const char *s)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
+    /* One escaper for all of wardenctl's JSON: pbjson's also replaces
+     * invalid UTF-8 (names and errors come from agents and games). */
+    wd_pbjson_str(f, s, s ? strlen(s) : 0);
 }
 
 wd_status wd_ctl_locate(const char *id, char *node, size_t n)

@@ -5,11 +5,14 @@
  * wardenctl is a short-lived single-command process: these globals are set
  * once by main() before any command runs and only read afterwards, so the
  * worker threads of bulk commands may read them without locking.
- * wd_ctl_interrupted is set by the SIGINT/SIGTERM handler. */
+ * wd_ctl_interrupted is set by the SIGINT/SIGTERM handler and read by any
+ * thread: a lock-free atomic_int, so both the handler's store and the
+ * workers' loads are defined (a volatile sig_atomic_t is only for the
+ * thread the signal interrupts). */
 #ifndef WD_CTL_H
 #define WD_CTL_H
 
-#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -20,7 +23,7 @@
 extern wd_bus *wd_ctl_bus;
 extern bool wd_ctl_json;
 extern int wd_ctl_timeout_ms;
-extern volatile sig_atomic_t wd_ctl_interrupted;
+extern atomic_int wd_ctl_interrupted;
 
 /* Prints "wardenctl: <message>" to stderr; returns 1 (the exit code of an
  * error from Warden). */

@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "ctl.h"
+
 static const struct {
     const char *name;
     wd_filter_key key;
@@ -13,9 +15,6 @@ static const struct {
             {"template", WD_FK_TEMPLATE},
             {"name", WD_FK_NAME},
             {"id", WD_FK_ID}};
-
-static const char *const states[] = {"unknown", "offline",  "installing", "starting",
-                                     "running", "stopping", "crashed",    NULL};
 
 wd_status wd_filter_parse(const char *expr, wd_filter *f)
 {
@@ -58,16 +57,11 @@ wd_status wd_filter_parse(const char *expr, wd_filter *f)
                           sizeof t->value - 1);
         memcpy(t->value, eq + 1, vlen);
         t->value[vlen] = '\0';
-        if (t->key == WD_FK_STATE) {
-            bool ok = false;
-            for (int i = 0; states[i]; i++)
-                ok |= strcmp(states[i], t->value) == 0;
-            if (!ok)
-                return WD_ERR(WD_ERR_INVALID,
-                              "unknown state '%s' (offline, installing, starting, running, "
-                              "stopping, crashed, unknown)",
-                              t->value);
-        }
+        if (t->key == WD_FK_STATE && wd_ctl_state_parse(t->value) < 0)
+            return WD_ERR(WD_ERR_INVALID,
+                          "unknown state '%s' (offline, installing, starting, running, "
+                          "stopping, crashed, unknown)",
+                          t->value);
         f->n++;
         if (!end)
             break;

@@ -24,8 +24,9 @@
 #define STATS_WAIT_MS 2500
 
 typedef struct {
-    char id[64], node[64], name[128], template_id[72], last_error[256];
-    int state; /* ServerState; -1 when the node did not answer */
+    /* id and node are subject tokens: up to 64 bytes (wd_subj_token_ok). */
+    char id[65], node[65], name[128], template_id[72], last_error[256];
+    int state; /* ServerState; -1 when unreachable (err says why) */
     bool installed;
     uint32_t pid;
     uint64_t uptime_ms;
@@ -41,7 +42,7 @@ typedef struct {
 } fleet;
 
 typedef struct {
-    char id[64];
+    char id[65];
     Warden__V1__NodeHeartbeat *hb; /* NULL: registered servers but no heartbeat */
     size_t registered;             /* servers in warden_servers on this node */
 } node;
@@ -51,6 +52,8 @@ typedef struct {
 static void info_one(size_t i, void *ud)
 {
     server *s = &((fleet *)ud)->v[i];
+    if (s->node[0] == '\0')
+        return; /* the registry look-up failed: s->err says why */
     Warden__V1__InfoRequest req = WARDEN__V1__INFO_REQUEST__INIT;
     ProtobufCMessage *reply = NULL;
     wd_status st = wd_ctl_request(s->id, s->node, "info", &req.base,
@@ -97,13 +100,23 @@ static int fleet_load(fleet *fl, bool info, int parallel)
         if (!wd_subj_token_ok(keys.Keys[i]))
             continue;
         kvEntry *e = NULL;
-        if (kvStore_Get(&e, kv, keys.Keys[i]) != NATS_OK)
-            continue;
+        s = kvStore_Get(&e, kv, keys.Keys[i]);
+        if (s == NATS_NOT_FOUND)
+            continue; /* deleted since it was listed */
         snprintf(sv->id, sizeof sv->id, "%s", keys.Keys[i]);
-        snprintf(sv->node, sizeof sv->node, "%s", kvEntry_ValueString(e));
-        kvEntry_Destroy(e);
         sv->state = -1;
-        snprintf(sv->err, sizeof sv->err, "not asked");
+        if (s == NATS_OK) {
+            snprintf(sv->node, sizeof sv->node, "%s", kvEntry_ValueString(e));
+            snprintf(sv->err, sizeof sv->err, "%s",
+                     sv->node[0] ? "not asked" : "server registry: no node recorded");
+        } else {
+            /* Kept, not dropped: a server that vanishes from a listing (or
+             * a bulk command's report) because the registry hiccupped is
+             * worse than one shown unreachable, saying why. No node: it is
+             * not asked for its info. */
+            snprintf(sv->err, sizeof sv->err, "server registry: %s", natsStatus_GetText(s));
+        }
+        kvEntry_Destroy(e);
         fl->n++;
     }
     kvKeysList_Destroy(&keys);
@@ -124,7 +137,8 @@ static int fleet_load(fleet *fl, bool info, int parallel)
     }
     if (info) {
         for (size_t i = 0; i < fl->n; i++)
-            fl->v[i].err[0] = '\0';
+            if (fl->v[i].node[0])
+                fl->v[i].err[0] = '\0';
         wd_bulk_parallel(fl->n, parallel, info_one, fl);
     }
     return 0;
@@ -202,6 +216,8 @@ static void nodes_load(node **out, size_t *n, const fleet *fl)
         v[(*n)++].hb = hb;
     }
     for (size_t i = 0; i < fl->n; i++) {
+        if (fl->v[i].node[0] == '\0')
+            continue; /* its registry entry could not be read */
         size_t k = 0;
         while (k < *n && strcmp(v[k].id, fl->v[i].node) != 0)
             k++;
@@ -398,8 +414,8 @@ int wd_fleet_servers(bool ids_only, bool with_stats)
     natsSubscription *sub = NULL;
     int64_t deadline =
         wd_mono_ms() + (wd_ctl_timeout_ms < STATS_WAIT_MS ? wd_ctl_timeout_ms : STATS_WAIT_MS);
-    if (with_stats && natsConnection_SubscribeSync(&sub, wd_bus_nats(wd_ctl_bus),
-                                                   "warden.server.*.stats") == NATS_OK)
+    if (with_stats &&
+        natsConnection_SubscribeSync(&sub, wd_bus_nats(wd_ctl_bus), WD_SUBJ_STATS_ALL) == NATS_OK)
         natsConnection_Flush(wd_bus_nats(wd_ctl_bus));
     if (fleet_load(&fl, true, 16) != 0) {
         natsSubscription_Destroy(sub);
@@ -480,6 +496,7 @@ typedef struct {
     int action;
     const char *verb;
     bool wait;
+    int wait_ms;
     /* backup */
     const char *const *ignore;
     size_t n_ignore;
@@ -490,11 +507,11 @@ typedef struct {
 
 /* Polls the server's info until the power action has settled (see
  * wd_fleet_power). Returns WD_OK with the final state in *state. */
-static wd_status power_wait(const server *s, int action, int *state)
+static wd_status power_wait(const server *s, int action, int wait_ms, int *state)
 {
     bool want_running = action == WARDEN__V1__POWER_REQUEST__ACTION__START ||
                         action == WARDEN__V1__POWER_REQUEST__ACTION__RESTART;
-    int64_t deadline = wd_mono_ms() + (wd_ctl_timeout_ms > 60000 ? wd_ctl_timeout_ms : 600000);
+    int64_t deadline = wd_mono_ms() + wait_ms;
     bool left_running = false;
     while (!wd_ctl_interrupted) {
         Warden__V1__InfoRequest req = WARDEN__V1__INFO_REQUEST__INIT;
@@ -583,7 +600,7 @@ static void power_one(size_t k, void *ud)
         st = wd_ctl_reply_status(reply);
     int state = st == WD_OK ? (int)((Warden__V1__PowerReply *)reply)->state : -1;
     if (st == WD_OK && j->wait)
-        st = power_wait(s, j->action, &state);
+        st = power_wait(s, j->action, j->wait_ms, &state);
     if (st == WD_OK)
         wd_bulk_report(j->b, s->id, s->name, WD_BULK_OK, wd_ctl_state_str(state));
     else
@@ -641,7 +658,9 @@ static int run_bulk(const wd_fleet_select *sel, bool empty_is_all, const char *v
 
 int wd_fleet_power(const char *action, const wd_fleet_select *sel)
 {
-    job j = {.verb = action, .wait = sel->wait};
+    job j = {.verb = action,
+             .wait = sel->wait,
+             .wait_ms = sel->wait_ms > 0 ? sel->wait_ms : WD_FLEET_WAIT_MS};
     if (strcmp(action, "start") == 0)
         j.action = WARDEN__V1__POWER_REQUEST__ACTION__START;
     else if (strcmp(action, "stop") == 0)

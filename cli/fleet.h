@@ -21,7 +21,13 @@ typedef struct {
     bool all;           /* --all: an empty filter selects everything */
     int parallel;       /* concurrent requests, 1..64 */
     bool wait;          /* power: wait until each server has settled */
+    int wait_ms;        /* power --wait: at most this long per server, ms;
+                           0 = WD_FLEET_WAIT_MS (main passes --timeout if given) */
 } wd_fleet_select;
+
+/* How long --wait waits for a server to settle when --timeout is not given:
+ * installs and first starts of big games take minutes. */
+#define WD_FLEET_WAIT_MS 600000
 
 /* ids_only: just the node ids, one per line (for shell completion). */
 int wd_fleet_nodes(bool ids_only);

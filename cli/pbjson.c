@@ -8,6 +8,8 @@
 #include <time.h>
 
 #include "base64.h"
+#include "js.h"
+#include "subject.h"
 #include "warden/v1/backup.pb-c.h"
 #include "warden/v1/console.pb-c.h"
 #include "warden/v1/events.pb-c.h"
@@ -265,13 +267,15 @@ static void print_map(FILE *f, const ProtobufCFieldDescriptor *fd, ProtobufCMess
 {
     const ProtobufCMessageDescriptor *d = fd->descriptor;
     const ProtobufCFieldDescriptor *kf = &d->fields[0], *vf = &d->fields[1];
+    bool first = true;
     fputc('{', f);
     for (size_t i = 0; i < n; i++) {
         const char *e = (const char *)ents[i];
         if (e == NULL)
             continue;
-        if (i)
+        if (!first)
             fputc(',', f);
+        first = false;
         /* JSON keys are strings: a numeric or boolean key is quoted. */
         if (kf->type == PROTOBUF_C_TYPE_STRING) {
             print_value(f, kf, e + kf->offset, depth);
@@ -416,15 +420,34 @@ static int split(const char *subject, char *buf, size_t n, char **tok, int max)
     return max + 1; /* more tokens than we look at */
 }
 
+/* Subjects are spelt in bus/subject.h (and the KV bucket names in
+ * bus/js.h); this only reads them back. */
 const ProtobufCMessageDescriptor *wd_pbjson_subject_type(const char *subject)
 {
-    char buf[256], *t[8];
+    char buf[WD_SUBJECT_MAX], *t[5];
     if (subject == NULL)
         return NULL;
-    int n = split(subject, buf, sizeof buf, t, 7);
+    if (strcmp(subject, WD_SUBJ_HELLO) == 0)
+        return &warden__v1__discovery_hello__descriptor;
+    if (strcmp(subject, WD_SUBJ_PROBE) == 0)
+        return &warden__v1__discovery_probe__descriptor;
+    if (strcmp(subject, WD_SUBJ_JOIN) == 0)
+        return &warden__v1__join_request__descriptor;
+    if (strncmp(subject, "warden.agent.", strlen("warden.agent.")) == 0) {
+        /* warden.agent.<node>.server.<server>.<op>: typed by the op. */
+        char node[65], server[65];
+        const char *op = NULL;
+        if (wd_subj_parse_agent(subject, node, sizeof node, server, sizeof server, &op) != WD_OK)
+            return NULL;
+        for (size_t i = 0; i < sizeof agent_ops / sizeof agent_ops[0]; i++)
+            if (strcmp(op, agent_ops[i].op) == 0)
+                return agent_ops[i].desc;
+        return NULL;
+    }
+    int n = split(subject, buf, sizeof buf, t, 4);
     if (n < 2 || strcmp(t[0], "warden") != 0) {
-        /* The node registry's KV entries are heartbeats too. */
-        if (n == 3 && strcmp(t[0], "$KV") == 0 && strcmp(t[1], "warden_nodes") == 0)
+        /* The node registry's KV entries ($KV.<bucket>.<key>) are heartbeats too. */
+        if (n == 3 && strcmp(t[0], "$KV") == 0 && strcmp(t[1], WD_KV_NODES) == 0)
             return &warden__v1__node_heartbeat__descriptor;
         return NULL;
     }
@@ -439,26 +462,8 @@ const ProtobufCMessageDescriptor *wd_pbjson_subject_type(const char *subject)
     }
     if (strcmp(t[1], "node") == 0 && n == 4 && strcmp(t[3], "heartbeat") == 0)
         return &warden__v1__node_heartbeat__descriptor;
-    if (strcmp(t[1], "discovery") == 0 && n == 3) {
-        if (strcmp(t[2], "hello") == 0)
-            return &warden__v1__discovery_hello__descriptor;
-        if (strcmp(t[2], "probe") == 0)
-            return &warden__v1__discovery_probe__descriptor;
-        if (strcmp(t[2], "join") == 0)
-            return &warden__v1__join_request__descriptor;
-        return NULL;
-    }
     if (strcmp(t[1], "panel") == 0 && n >= 3 && strcmp(t[2], "events") == 0)
         return &warden__v1__panel_event__descriptor;
-    if (strcmp(t[1], "agent") == 0 && (n == 6 || n == 7) && strcmp(t[3], "server") == 0) {
-        /* The op is everything after the server token. */
-        const char *op = subject;
-        for (int k = 0; k < 5; k++)
-            op = strchr(op, '.') + 1;
-        for (size_t i = 0; i < sizeof agent_ops / sizeof agent_ops[0]; i++)
-            if (strcmp(op, agent_ops[i].op) == 0)
-                return agent_ops[i].desc;
-    }
     return NULL;
 }
 

@@ -309,21 +309,41 @@ static const char *template_slug(session *s, const char *tpl_id, slug_cache *c, 
     return c[(*n)++].slug;
 }
 
-/* Does the caller hold perm on server id? (GET /servers/{id} lists what the
- * caller may do, admins included.) */
-static bool holds(session *s, const char *id, const char *perm)
+/* Does the caller hold perm on server id? GET /servers/{id} lists what the
+ * caller may do, admins included. 1: yes. 0: the API said no (the list
+ * lacks perm, or 403), why in err. -1: no answer (unreachable, 404, 429,
+ * 5xx, a reply without the list), the error in err. Only a definite no
+ * may become a "skipped": anything else is a failure the operator must
+ * see, not a server quietly left out. */
+static int holds(session *s, const char *id, const char *perm, char *err, size_t errlen)
 {
-    char path[128], err[512];
+    char path[128], why[512] = "";
     long st = 0;
     snprintf(path, sizeof path, "/api/v1/servers/%s", id);
-    json_t *r = authed(s, "GET", path, NULL, &st, err, sizeof err);
-    bool ok = false;
-    size_t i;
-    json_t *p;
-    json_array_foreach(json_object_get(r, "permissions"), i, p) ok |=
-        json_is_string(p) && strcmp(json_string_value(p), perm) == 0;
+    json_t *r = authed(s, "GET", path, NULL, &st, why, sizeof why);
+    json_t *perms = json_object_get(r, "permissions");
+    int rc = -1;
+    if (st == 200 && json_is_array(perms)) {
+        size_t i;
+        json_t *p;
+        rc = 0;
+        json_array_foreach(perms, i, p)
+        {
+            if (json_is_string(p) && strcmp(json_string_value(p), perm) == 0)
+                rc = 1;
+        }
+        if (rc == 0)
+            snprintf(err, errlen, "you do not hold %s on it", perm);
+    } else if (st == 403) {
+        rc = 0;
+        snprintf(err, errlen, "you do not hold %s on it: %s", perm, why);
+    } else if (st == 200) {
+        snprintf(err, errlen, "checking your permissions: the API listed none");
+    } else {
+        snprintf(err, errlen, "checking your permissions: %s", why[0] ? why : "the request failed");
+    }
     json_decref(r);
-    return ok;
+    return rc;
 }
 
 typedef struct {
@@ -431,12 +451,13 @@ static int cmd_bulk(session *s, bool json, const bulk_args *a)
             snprintf(path, sizeof path, "/api/v1/servers/%s/power", id);
             body = json_pack("{s:s}", "action", a->action);
         }
-        if (!holds(s, id, perm)) {
-            snprintf(why, sizeof why, "you do not hold %s on it", perm);
-            wd_bulk_report(&b, id, name, WD_BULK_SKIPPED, why);
+        int held = holds(s, id, perm, err, sizeof err);
+        if (held != 1) {
+            wd_bulk_report(&b, id, name, held == 0 ? WD_BULK_SKIPPED : WD_BULK_FAILED, err);
             json_decref(body);
             continue;
         }
+        err[0] = '\0';
         json_t *r = authed(s, "POST", path, body, &st, err, sizeof err);
         json_decref(body);
         if (st >= 200 && st < 300)

@@ -300,7 +300,8 @@ static wd_status wait_state(natsSubscription *sub, int want1, int want2, int tim
     return WD_ERR(WD_ERR_CLOSED, "wd_ctl_interrupted");
 }
 
-static int cmd_server_action(const char *verb, const char *id, bool wait, bool force)
+/* wait_ms: how long --wait follows the state (> 0). */
+static int cmd_server_action(const char *verb, const char *id, bool wait, int wait_ms, bool force)
 {
     natsSubscription *sub = NULL;
     char subj[WD_SUBJECT_MAX];
@@ -359,9 +360,8 @@ static int cmd_server_action(const char *verb, const char *id, bool wait, bool f
         }
         if (info)
             protobuf_c_message_free_unpacked(info, NULL);
-        int limit = wd_ctl_timeout_ms > 60000 ? wd_ctl_timeout_ms : 600000;
         if (!done)
-            st = wait_state(sub, want1, want2, limit);
+            st = wait_state(sub, want1, want2, wait_ms);
         if (st == WD_OK && strcmp(verb, "install") == 0) {
             /* Installing ends in offline either way: check it worked. */
             info = NULL;
@@ -590,7 +590,7 @@ static int cmd_stats(const char *id, bool follow)
 static void on_sigint(int sig)
 {
     (void)sig;
-    wd_ctl_interrupted = 1;
+    atomic_store(&wd_ctl_interrupted, 1); /* lock-free: async-signal-safe */
 }
 
 static const char *env_or_null(const char *name)
@@ -785,6 +785,9 @@ int main(int argc, char **argv)
         return usage_error("bus tail takes one subject, e.g. 'warden.server.*.state'");
     if (connect_bus() != WD_OK)
         return wd_ctl_fail("%s", wd_err_msg());
+    /* --wait and backup are bounded by --timeout when it is given, else
+     * by the long default (not by the 5 s request timeout). */
+    int long_ms = timeout_set ? wd_ctl_timeout_ms : WD_FLEET_WAIT_MS;
     if (strcmp(cmd, "nodes") == 0)
         rc = wd_fleet_nodes(ids);
     else if (strcmp(cmd, "servers") == 0)
@@ -800,20 +803,21 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "broadcast") == 0)
         rc = wd_fleet_broadcast(args[0], fmt, &sel);
     else if (strcmp(cmd, "backup") == 0)
-        rc = wd_fleet_backup(&sel, ignore, n_ignore, timeout_set ? wd_ctl_timeout_ms : 600000);
+        rc = wd_fleet_backup(&sel, ignore, n_ignore, long_ms);
     else if (strcmp(cmd, "power") == 0 && nargs == 1) {
         sel.wait = wait;
+        sel.wait_ms = long_ms;
         rc = wd_fleet_power(args[0], &sel);
     } else if (strcmp(cmd, "power") == 0) {
         /* One server: `power ID ACTION` (as in REST mode) or `power ACTION ID`. */
         bool first = is_power_action(args[0]);
         const char *action = first ? args[0] : args[1], *id = first ? args[1] : args[0];
-        rc = is_power_action(action) ? cmd_server_action(action, id, wait, false)
+        rc = is_power_action(action) ? cmd_server_action(action, id, wait, long_ms, false)
                                      : usage_error("power takes start, stop, restart or kill");
     } else if (strcmp(args[0], "state") == 0)
         rc = cmd_state(args[1]);
     else
-        rc = cmd_server_action(args[0], args[1], wait, force);
+        rc = cmd_server_action(args[0], args[1], wait, long_ms, force);
 out:
     wd_bus_destroy(&wd_ctl_bus);
     nats_Close();

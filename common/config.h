@@ -26,6 +26,16 @@ typedef struct {
     const char *help;
 } wd_cfg_opt;
 
+/* The three settings of TLS to NATS, the same in every program:
+ * --nats-tls-ca / --nats-tls-cert / --nats-tls-key (WARDEN_NATS_TLS_*). */
+#define WD_CFG_NATS_TLS(ca, cert, key)                                                       \
+    {"nats-tls-ca", "WARDEN_NATS_TLS_CA", WD_CFG_STR, NULL, 0, 0, (ca),                      \
+     "CA certificate NATS servers are verified with (turns TLS on)"},                        \
+        {"nats-tls-cert", "WARDEN_NATS_TLS_CERT", WD_CFG_STR, NULL, 0, 0, (cert),            \
+         "client certificate for NATS TLS (when NATS verifies clients)"},                    \
+        {"nats-tls-key", "WARDEN_NATS_TLS_KEY", WD_CFG_STR, NULL, 0, 0, (key),               \
+         "key of that client certificate"}
+
 /* Parses defaults, then environment, then argv (--flag value, --flag=value,
  * --no-flag for booleans). Positional arguments are returned in *rest_argc /
  * rest_argv (pointers into argv; may be NULL when none are allowed).

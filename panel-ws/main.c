@@ -83,12 +83,7 @@ int main(int argc, char **argv)
          "NATS server URL(s), comma-separated"},
         {"nats-creds", "WARDEN_NATS_CREDS", WD_CFG_STR, NULL, 0, 0, &nats_creds,
          "NATS credentials file (user JWT + NKey seed)"},
-        {"nats-tls-ca", "WARDEN_NATS_TLS_CA", WD_CFG_STR, NULL, 0, 0, &tls_ca,
-         "CA certificate NATS servers are verified with (turns TLS on)"},
-        {"nats-tls-cert", "WARDEN_NATS_TLS_CERT", WD_CFG_STR, NULL, 0, 0, &tls_cert,
-         "client certificate for NATS TLS (when NATS verifies clients)"},
-        {"nats-tls-key", "WARDEN_NATS_TLS_KEY", WD_CFG_STR, NULL, 0, 0, &tls_key,
-         "key of that client certificate"},
+        WD_CFG_NATS_TLS(&tls_ca, &tls_cert, &tls_key),
         {"token-pubkey", "WARDEN_WS_TOKEN_PUBKEY", WD_CFG_STR, NULL, 0, 0, &pubkeys,
          "PEM file(s) of the EC P-256 public key(s) gateway tokens are signed with "
          "(comma-separated for rotation); required"},

@@ -269,8 +269,12 @@ void wd_watch_free(wd_watch *w)
 {
     if (w == NULL)
         return;
-    natsSubscription_Unsubscribe(w->state_sub);
-    natsSubscription_Unsubscribe(w->console_sub);
+    /* Drain, not unsubscribe: a callback still running on a nats.c thread
+     * would otherwise touch w after it is freed. */
+    natsSubscription_Drain(w->state_sub);
+    natsSubscription_Drain(w->console_sub);
+    natsSubscription_WaitForDrainCompletion(w->state_sub, 5000);
+    natsSubscription_WaitForDrainCompletion(w->console_sub, 5000);
     natsSubscription_Destroy(w->state_sub);
     natsSubscription_Destroy(w->console_sub);
     for (size_t i = 0; i < w->nlines; i++)

@@ -5,6 +5,7 @@
  * placed in the backups directory, and deletion with the server. */
 #include <archive.h>
 #include <archive_entry.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
@@ -294,6 +295,13 @@ static void test_create_list_restore_delete(void)
     char tmp[1300];
     snprintf(tmp, sizeof tmp, "%s/.%s.tar.gz.tmp", backup_path(id, NULL, NULL), bid);
     CU_ASSERT_FALSE(exists(tmp));
+    /* The checksum was written in place: no temp of it either. */
+    CU_ASSERT(exists(backup_path(id, bid, ".sha256")));
+    DIR *bd = opendir(backup_path(id, NULL, NULL));
+    CU_ASSERT_FATAL(bd != NULL);
+    for (struct dirent *de; (de = readdir(bd)) != NULL;)
+        CU_ASSERT_PTR_NULL(strstr(de->d_name, ".tmp"));
+    closedir(bd);
 
     /* What is in it: game files, the nested dir, the symlink as a symlink;
      * not what the ignore patterns name. */

@@ -34,7 +34,24 @@ static void test_broadcast_line(void)
     CU_ASSERT_EQUAL(wd_bulk_broadcast_line("x", "say", "m", out, sizeof out), WD_ERR_INVALID);
     CU_ASSERT_EQUAL(wd_bulk_broadcast_line("x", "say\n{message}", "m", out, sizeof out),
                     WD_ERR_INVALID);
+    /* Source-engine consoles split commands at ';' (and quote with '"'):
+     * such a message is refused for those games, --format or not, and
+     * still goes to games that do not care. */
+    CU_ASSERT_EQUAL(wd_bulk_broadcast_line("counter-strike-2", NULL, "hi; quit", out, sizeof out),
+                    WD_ERR_UNSUPPORTED);
+    CU_ASSERT_PTR_NOT_NULL(strstr(wd_err_msg(), "';'"));
+    CU_ASSERT_EQUAL(wd_bulk_broadcast_line("tf2-srcds", NULL, "say \"x", out, sizeof out),
+                    WD_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(
+        wd_bulk_broadcast_line("garrys-mod", "say \"{message}\"", "a;b", out, sizeof out),
+        WD_ERR_UNSUPPORTED);
+    CU_ASSERT_EQUAL(wd_bulk_broadcast_line("team-fortress-2", NULL, "back in 5", out, sizeof out),
+                    WD_OK);
+    CU_ASSERT_STRING_EQUAL(out, "say back in 5");
+    CU_ASSERT_EQUAL(wd_bulk_broadcast_line("paper", NULL, "a; b", out, sizeof out), WD_OK);
     /* Messages: one line, not empty, bounded. */
+    CU_ASSERT_EQUAL(wd_bulk_broadcast_line("paper", NULL, "a\rstop", out, sizeof out),
+                    WD_ERR_INVALID);
     CU_ASSERT_EQUAL(wd_bulk_broadcast_line("testgame", NULL, "a\nstop", out, sizeof out),
                     WD_ERR_INVALID);
     CU_ASSERT_EQUAL(wd_bulk_message_ok(""), WD_ERR_INVALID);

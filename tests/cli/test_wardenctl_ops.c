@@ -152,6 +152,17 @@ static void test_completion(void)
     char bindir[600];
     snprintf(bindir, sizeof bindir, "%s", wd_h_bin("cli/wardenctl"));
     *strrchr(bindir, '/') = '\0';
+    /* The NATS URL as bash splits it at the ':' of COMP_WORDBREAKS
+     * ("nats : //127.0.0.1 : 4222"): the script must rejoin it, find the
+     * command after it and pass the whole URL on to the id look-up. */
+    char urlwords[300] = "";
+    for (const char *u = fx.nats.url; *u; u++) {
+        size_t l = strlen(urlwords);
+        if (*u == ':')
+            snprintf(urlwords + l, sizeof urlwords - l, " : ");
+        else
+            snprintf(urlwords + l, sizeof urlwords - l, "%c", *u);
+    }
     snprintf(cmd, sizeof cmd,
              "PATH=%s:$PATH WARDEN_NATS_URL=%s bash -c 'source %s && complete -p wardenctl && "
              "COMP_WORDS=(wardenctl ser); COMP_CWORD=1; _wardenctl; echo \"A:${COMPREPLY[*]}\"; "
@@ -160,8 +171,18 @@ static void test_completion(void)
              "COMP_WORDS=(wardenctl send \"\"); COMP_CWORD=2; _wardenctl; "
              "echo \"C:${COMPREPLY[*]}\"; "
              "COMP_WORDS=(wardenctl broadcast hi --f); COMP_CWORD=3; _wardenctl; "
-             "echo \"D:${COMPREPLY[*]}\"' > %s 2>&1",
-             bindir, fx.nats.url, file, out);
+             "echo \"D:${COMPREPLY[*]}\"; "
+             "COMP_WORDS=(wardenctl bus tail warden.server.); COMP_CWORD=3; _wardenctl; "
+             "echo \"E:${COMPREPLY[*]}\"; "
+             "COMP_LINE=\"wardenctl power start --filter state=r\"; COMP_POINT=${#COMP_LINE}; "
+             "COMP_WORDS=(wardenctl power start --filter state = r); COMP_CWORD=6; _wardenctl; "
+             "echo \"F:${COMPREPLY[*]}\"; "
+             "unset WARDEN_NATS_URL; "
+             "COMP_LINE=\"wardenctl --nats %s server start \"; COMP_POINT=${#COMP_LINE}; "
+             "COMP_WORDS=(wardenctl --nats %s server start \"\"); "
+             "COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _wardenctl; echo \"G:${COMPREPLY[*]}\"' "
+             "> %s 2>&1",
+             bindir, fx.nats.url, file, fx.nats.url, urlwords, out);
     CU_ASSERT_EQUAL(system(cmd), 0);
     char *text = NULL;
     CU_ASSERT_EQUAL_FATAL(wd_read_file(out, 1 << 20, &text, NULL), WD_OK);
@@ -172,6 +193,11 @@ static void test_completion(void)
     snprintf(want, sizeof want, "%s", ids[0]);
     CU_ASSERT_PTR_NOT_NULL(strstr(strstr(text, "C:") ? strstr(text, "C:") : "", want));
     CU_ASSERT_PTR_NOT_NULL(strstr(text, "D:--filter --format"));
+    /* Subjects come quoted: '*' would glob and '>' redirect. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "E:warden.server.\\*.state warden.server.\\*.console"));
+    /* state=r: bash replaces only what follows the '='. */
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "F:running\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(strstr(text, "G:") ? strstr(text, "G:") : "", want));
     free(text);
 
     result *r = ctl("completion zsh");
