@@ -36,21 +36,8 @@ static const char *const refused_reason[WD_AGENT_REFUSED_COUNT] = {
 
 bool wd_agent_metrics_parse_listen(const char *s, char *host, size_t n, int *port)
 {
-    const char *colon = s ? strrchr(s, ':') : NULL;
-    long p = 0;
-    if (!colon || !wd_parse_long(colon + 1, 0, 65535, &p))
-        return false;
-    const char *h = s;
-    size_t hl = (size_t)(colon - s);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
-        h++, hl -= 2;
     /* No implicit "all interfaces": the address is always explicit. */
-    if (hl == 0 || hl >= n)
-        return false;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    *port = (int)p;
-    return true;
+    return wd_parse_hostport(s, host, n, port) && host[0] != '\0';
 }
 
 /* Prometheus label value escaping: backslash, double quote, newline. */

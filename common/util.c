@@ -188,6 +188,24 @@ wd_status wd_remove_tree(const char *path)
     return WD_OK;
 }
 
+bool wd_parse_hostport(const char *s, char *host, size_t n, int *port)
+{
+    const char *colon = s ? strrchr(s, ':') : NULL;
+    long p = 0;
+    if (!colon || !wd_parse_long(colon + 1, 0, 65535, &p))
+        return false;
+    const char *h = s;
+    size_t hl = (size_t)(colon - s);
+    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
+        h++, hl -= 2;
+    if (hl >= n)
+        return false;
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    *port = (int)p;
+    return true;
+}
+
 bool wd_parse_long(const char *s, long min, long max, long *out)
 {
     if (s == NULL || *s == '\0')

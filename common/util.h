@@ -35,5 +35,9 @@ wd_status wd_remove_tree(const char *path);
 
 /* Parses a decimal integer within [min, max]; false on any junk. */
 bool wd_parse_long(const char *s, long min, long max, long *out);
+/* Parses "host:port" or "[v6]:port" (port 0..65535) into host (may come
+ * out empty for ":port": the caller decides what that means) and port.
+ * False on a missing or bad port or a host longer than n - 1. */
+bool wd_parse_hostport(const char *s, char *host, size_t n, int *port);
 
 #endif

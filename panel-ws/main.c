@@ -24,24 +24,13 @@ static void on_signal(int sig)
         wd_gw_stop(the_gw);
 }
 
-/* host:port, [v6]:port or :port. */
+/* host:port, [v6]:port or :port (loopback). */
 static bool parse_listen(const char *s, char *host, size_t n, int *port)
 {
-    const char *colon = strrchr(s, ':');
-    long p = 0;
-    if (!colon || !wd_parse_long(colon + 1, 0, 65535, &p))
+    if (!wd_parse_hostport(s, host, n, port))
         return false;
-    const char *h = s;
-    size_t hl = (size_t)(colon - s);
-    if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']')
-        h++, hl -= 2;
-    if (hl >= n)
-        return false;
-    if (hl == 0)
+    if (host[0] == '\0')
         snprintf(host, n, "127.0.0.1");
-    else
-        snprintf(host, n, "%.*s", (int)hl, h);
-    *port = (int)p;
     return true;
 }
 

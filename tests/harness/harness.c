@@ -115,6 +115,23 @@ bool wd_h_wait_file(const char *path, int timeout_ms)
     return WD_H_WAIT(access(path, F_OK) == 0, timeout_ms);
 }
 
+int wd_h_read_port_file(const char *path, int timeout_ms)
+{
+    long port = 0;
+    for (int t = 0; t <= timeout_ms && port == 0; t += 20) {
+        char *text = NULL;
+        if (wd_read_file(path, 64, &text, NULL) == WD_OK) {
+            text[strcspn(text, "\n")] = '\0';
+            if (!wd_parse_long(text, 1, 65535, &port))
+                port = 0;
+            free(text);
+        }
+        if (port == 0)
+            usleep(20000);
+    }
+    return (int)port;
+}
+
 static void track(pid_t pid)
 {
     for (int i = 0; i < MAX_PIDS; i++)

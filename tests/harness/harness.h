@@ -22,6 +22,9 @@ int wd_h_free_port(void);
 bool wd_h_wait_port(int port, int timeout_ms);
 /* Waits until path exists; false on timeout. */
 bool wd_h_wait_file(const char *path, int timeout_ms);
+/* Waits for a port file (a decimal port and a newline, as warden-ws
+ * --port-file writes it); the port, or 0 on timeout or junk. */
+int wd_h_read_port_file(const char *path, int timeout_ms);
 
 /* Starts argv[0] (searched in PATH) with stdout/stderr appended to log (or
  * inherited when NULL) and the extra environment entries envp (K=V, NULL

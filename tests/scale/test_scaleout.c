@@ -136,23 +136,9 @@ static bool start_gateway(int i)
     const char *argv[] = {wd_h_bin("panel-ws/warden-ws"), "--listen=127.0.0.1:0", pf, nu, creds,
                           key, tls, NULL};
     p->pid = wd_h_spawn(argv, NULL, p->log);
-    if (p->pid < 0 || !wd_h_wait_file(pfile, 10000))
+    if (p->pid < 0 || (p->port = wd_h_read_port_file(pfile, 10000)) <= 0)
         return false;
-    char *text = NULL;
-    long port = 0;
-    for (int t = 0; t < 100 && port == 0; t++) {
-        if (wd_read_file(pfile, 64, &text, NULL) == WD_OK) {
-            text[strcspn(text, "\n")] = '\0';
-            if (!wd_parse_long(text, 1, 65535, &port))
-                port = 0;
-            free(text);
-        }
-        if (!port)
-            usleep(20000);
-    }
-    p->port = (int)port;
-    return port > 0 &&
-           WD_H_WAIT(wd_h_http(p->port, "GET", "/healthz", NULL, NULL, NULL, NULL) == 200, 15000);
+    return WD_H_WAIT(wd_h_http(p->port, "GET", "/healthz", NULL, NULL, NULL, NULL) == 200, 15000);
 }
 
 /* Games run under shims that outlive their agent by design: whatever

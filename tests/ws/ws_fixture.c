@@ -44,23 +44,8 @@ bool wd_gx_start(wd_gx *g, wd_fx *fx, const char *const *extra)
         argv[n++] = extra[i];
     argv[n] = NULL;
     g->pid = wd_h_spawn(argv, NULL, g->log);
-    if (g->pid < 0 || !wd_h_wait_file(port_file, 10000))
-        return false;
-    char *text = NULL;
-    size_t len = 0;
-    long port = 0;
-    for (int i = 0; i < 100 && port == 0; i++) { /* written atomically, but be patient */
-        if (wd_read_file(port_file, 64, &text, &len) == WD_OK) {
-            text[strcspn(text, "\n")] = '\0';
-            if (!wd_parse_long(text, 1, 65535, &port))
-                port = 0;
-            free(text);
-        }
-        if (!port)
-            usleep(20000);
-    }
-    g->port = (int)port;
-    if (port <= 0 || !wd_h_wait_port(g->port, 5000))
+    if (g->pid < 0 || (g->port = wd_h_read_port_file(port_file, 10000)) <= 0 ||
+        !wd_h_wait_port(g->port, 5000))
         return false;
     /* Ready once connected to NATS (/healthz says 200). */
     return WD_H_WAIT(wd_h_http(g->port, "GET", "/healthz", NULL, NULL, NULL, NULL) == 200, 10000);
