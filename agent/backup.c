@@ -43,16 +43,6 @@ bool wd_backup_id_norm(const char *id, char out[37])
     return true;
 }
 
-static void hex(const unsigned char *md, unsigned n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (unsigned i = 0; i < n; i++) {
-        out[2 * i] = digits[md[i] >> 4];
-        out[2 * i + 1] = digits[md[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* libarchive may have no message to give; never pass NULL to %s. */
 static const char *aerr(struct archive *a)
 {
@@ -499,7 +489,7 @@ wd_status wd_backup_create(const wd_backup_create_cfg *cfg, uint64_t *size, char
         st = WD_ERR(WD_ERR_INTERNAL, "backup %s: sha256 failed", cfg->backup_id);
         goto out;
     }
-    hex(md, mdlen, sha256);
+    wd_hex(md, mdlen, sha256);
     *size = k.size;
     if (fsync(k.fd) != 0) {
         st = WD_ERR(WD_ERR_IO, "fsync %s: %s", tmp, strerror(errno));
@@ -698,7 +688,7 @@ static wd_status check_archive(const wd_backup_restore_cfg *cfg, source *src, ui
     char got[65];
     if (src->md_failed || EVP_DigestFinal_ex(src->md, md, &mdlen) != 1)
         return WD_ERR(WD_ERR_INTERNAL, "backup %s: sha256 failed", cfg->backup_id);
-    hex(md, mdlen, got);
+    wd_hex(md, mdlen, got);
     if (strcmp(got, expect) != 0)
         return WD_ERR(WD_ERR_INVALID,
                       "backup %s is corrupt: its sha256 is %s, recorded %s; "

@@ -182,3 +182,18 @@ wd_status wd_bulk_broadcast_line(const char *template_id, const char *fmt, const
         return WD_ERR(WD_ERR_INVALID, "the console line would be longer than 4096 bytes");
     return WD_OK;
 }
+
+const char *wd_bulk_power_skip(const char *action, const char *state)
+{
+    bool start = strcmp(action, "start") == 0, stop = strcmp(action, "stop") == 0,
+         kill = strcmp(action, "kill") == 0;
+    if (start && (strcmp(state, "running") == 0 || strcmp(state, "starting") == 0))
+        return "already running";
+    if (start && strcmp(state, "installing") == 0)
+        return "installing";
+    if ((stop || kill) && strcmp(state, "offline") == 0)
+        return "already offline";
+    if (stop && strcmp(state, "stopping") == 0)
+        return "already stopping";
+    return NULL;
+}

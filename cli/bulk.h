@@ -45,6 +45,11 @@ int wd_bulk_end(wd_bulk *b);
  * returns when all are done. */
 void wd_bulk_parallel(size_t n, int workers, void (*fn)(size_t i, void *ud), void *ud);
 
+/* Why a power action (start, stop, restart, kill) has nothing to do on a
+ * server in state (offline, installing, starting, running, ...), or NULL
+ * when it should be sent: the same rules in bus and REST mode. */
+const char *wd_bulk_power_skip(const char *action, const char *state);
+
 /* Checks a broadcast message: non-empty, at most 1024 bytes, no control
  * characters (it must stay one console line). */
 wd_status wd_bulk_message_ok(const char *msg);

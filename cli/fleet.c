@@ -561,32 +561,11 @@ static void power_one(size_t k, void *ud)
     job *j = ud;
     const server *s = &j->fl->v[j->sel[k]];
     int st_ = s->state;
-    const char *skip = NULL;
     if (st_ < 0) {
         wd_bulk_report(j->b, s->id, s->name, WD_BULK_FAILED, s->err);
         return;
     }
-    switch (j->action) {
-    case WARDEN__V1__POWER_REQUEST__ACTION__START:
-        if (st_ == WARDEN__V1__SERVER_STATE__SERVER_STATE_RUNNING ||
-            st_ == WARDEN__V1__SERVER_STATE__SERVER_STATE_STARTING)
-            skip = "already running";
-        else if (st_ == WARDEN__V1__SERVER_STATE__SERVER_STATE_INSTALLING)
-            skip = "installing";
-        break;
-    case WARDEN__V1__POWER_REQUEST__ACTION__STOP:
-        if (st_ == WARDEN__V1__SERVER_STATE__SERVER_STATE_OFFLINE)
-            skip = "already offline";
-        else if (st_ == WARDEN__V1__SERVER_STATE__SERVER_STATE_STOPPING)
-            skip = "already stopping";
-        break;
-    case WARDEN__V1__POWER_REQUEST__ACTION__KILL:
-        if (st_ == WARDEN__V1__SERVER_STATE__SERVER_STATE_OFFLINE)
-            skip = "already offline";
-        break;
-    default:
-        break;
-    }
+    const char *skip = wd_bulk_power_skip(j->verb, wd_ctl_state_str(st_));
     if (skip) {
         wd_bulk_report(j->b, s->id, s->name, WD_BULK_SKIPPED, skip);
         return;

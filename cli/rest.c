@@ -436,13 +436,7 @@ static int cmd_bulk(session *s, bool json, const bulk_args *a)
             body = json_pack("{s:s}", "command", line);
         } else {
             /* Nothing to do is a skip, not a failure (the API would say 409). */
-            const char *skip = NULL;
-            if (strcmp(a->action, "start") == 0 &&
-                (strcmp(state, "running") == 0 || strcmp(state, "starting") == 0))
-                skip = "already running";
-            else if ((strcmp(a->action, "stop") == 0 || strcmp(a->action, "kill") == 0) &&
-                     strcmp(state, "offline") == 0)
-                skip = "already offline";
+            const char *skip = wd_bulk_power_skip(a->action, state);
             if (skip) {
                 wd_bulk_report(&b, id, name, WD_BULK_SKIPPED, skip);
                 continue;

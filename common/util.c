@@ -55,12 +55,17 @@ void wd_trace_new(char out[33])
         uuid_generate(u);
         memcpy(b, u, sizeof b);
     }
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
-        out[2 * i] = hex[b[i] >> 4];
-        out[2 * i + 1] = hex[b[i] & 15];
+    wd_hex(b, sizeof b, out);
+}
+
+void wd_hex(const unsigned char *in, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
     }
-    out[32] = '\0';
+    out[2 * n] = '\0';
 }
 
 wd_status wd_mkdir_p(const char *path, unsigned mode)

@@ -33,6 +33,8 @@ wd_status wd_write_file_atomic(const char *path, const void *data, size_t len, u
 /* rm -rf that never follows symlinks and never leaves the given tree. */
 wd_status wd_remove_tree(const char *path);
 
+/* Lower-case hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
+void wd_hex(const unsigned char *in, size_t n, char *out);
 /* Parses a decimal integer within [min, max]; false on any junk. */
 bool wd_parse_long(const char *s, long min, long max, long *out);
 /* Parses "host:port" or "[v6]:port" (port 0..65535) into host (may come

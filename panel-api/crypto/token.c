@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "base64.h"
+#include "util.h"
 
 static bool prefix_ok(const char *p)
 {
@@ -51,18 +52,13 @@ out:
 
 wd_status wd_token_hash(const char *token, char hex[WD_TOKEN_HASH_HEX_LEN + 1])
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     if (!token || !hex)
         return WD_ERR(WD_ERR_INVALID, "token hash: NULL argument");
     if (EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
         return WD_ERR(WD_ERR_INTERNAL, "token hash: SHA-256 failed");
-    for (unsigned i = 0; i < mdlen; i++) {
-        hex[2 * i] = digits[md[i] >> 4];
-        hex[2 * i + 1] = digits[md[i] & 15];
-    }
-    hex[WD_TOKEN_HASH_HEX_LEN] = '\0';
+    wd_hex(md, mdlen, hex);
     return WD_OK;
 }
 

@@ -81,6 +81,22 @@ static void work(size_t i, void *ud)
     atomic_fetch_sub(&running, 1);
 }
 
+static void test_power_skip(void)
+{
+    CU_ASSERT_STRING_EQUAL(wd_bulk_power_skip("start", "running"), "already running");
+    CU_ASSERT_STRING_EQUAL(wd_bulk_power_skip("start", "starting"), "already running");
+    CU_ASSERT_STRING_EQUAL(wd_bulk_power_skip("start", "installing"), "installing");
+    CU_ASSERT_PTR_NULL(wd_bulk_power_skip("start", "offline"));
+    CU_ASSERT_PTR_NULL(wd_bulk_power_skip("start", "crashed"));
+    CU_ASSERT_STRING_EQUAL(wd_bulk_power_skip("stop", "offline"), "already offline");
+    CU_ASSERT_STRING_EQUAL(wd_bulk_power_skip("stop", "stopping"), "already stopping");
+    CU_ASSERT_PTR_NULL(wd_bulk_power_skip("stop", "running"));
+    CU_ASSERT_STRING_EQUAL(wd_bulk_power_skip("kill", "offline"), "already offline");
+    CU_ASSERT_PTR_NULL(wd_bulk_power_skip("kill", "stopping")); /* kill ends a slow stop */
+    CU_ASSERT_PTR_NULL(wd_bulk_power_skip("restart", "running"));
+    CU_ASSERT_PTR_NULL(wd_bulk_power_skip("restart", "offline"));
+}
+
 static void test_parallel(void)
 {
     atomic_store(&total, 0);
@@ -120,6 +136,8 @@ int main(void)
     static const wd_h_case cases[] = {
         {"broadcast lines come from --format or the known-games table, else skip",
          test_broadcast_line},
+        {"power actions with nothing to do are skipped, the same in both modes",
+         test_power_skip},
         {"the worker pool runs each item once with bounded concurrency", test_parallel},
         {"the summary exits non-zero when anything failed", test_report},
         {NULL, NULL}};
