@@ -82,17 +82,7 @@ static bool write_all(int fd, const void *p, size_t n)
 static bool send_frame(cl *c, int opcode, const void *data, size_t len)
 {
     unsigned char hdr[14], mask[4] = {0x11, 0x22, 0x33, 0x44};
-    size_t h = 0;
-    hdr[h++] = (unsigned char)(0x80 | opcode);
-    if (len < 126) {
-        hdr[h++] = (unsigned char)(0x80 | len);
-    } else {
-        hdr[h++] = 0x80 | 126;
-        hdr[h++] = (unsigned char)(len >> 8);
-        hdr[h++] = (unsigned char)len;
-    }
-    memcpy(hdr + h, mask, 4);
-    h += 4;
+    size_t h = wsc_frame_head(hdr, opcode, true, len, mask);
     unsigned char body[8192];
     if (len > sizeof body)
         return false;
@@ -117,28 +107,12 @@ static void cl_parse(cl *c, int64_t now_ns, on_msg_fn on_msg, void *arg)
 {
     size_t off = 0;
     for (;;) {
-        size_t len = c->len - off;
-        if (len < 2)
-            break;
         unsigned char *b = c->buf + off;
-        int op = b[0] & 0x0f;
-        bool fin = b[0] & 0x80;
-        uint64_t plen = b[1] & 0x7f;
-        size_t h = 2;
-        if (plen == 126) {
-            if (len < 4)
-                break;
-            plen = (uint64_t)b[2] << 8 | b[3];
-            h = 4;
-        } else if (plen == 127) {
-            if (len < 10)
-                break;
-            plen = 0;
-            for (int i = 0; i < 8; i++)
-                plen = plen << 8 | b[2 + i];
-            h = 10;
-        }
-        if (len < h + plen)
+        int op;
+        bool fin;
+        uint64_t plen;
+        size_t h = wsc_frame_peek(b, c->len - off, &op, &fin, &plen);
+        if (h == 0)
             break;
         const char *p = (const char *)b + h;
         if (op <= 2) {
@@ -591,6 +565,42 @@ static void on_flood_msg(cl *c, const char *m, size_t n, int64_t now_ns, void *a
     *last = wd_mono_us();
 }
 
+/* One step of the fan-out benchmarks: a fresh gateway, want clients
+ * watching server id, connected, authenticated and past the history. */
+typedef struct {
+    wd_gx g;
+    char *token;
+    cl *cs;
+    struct pollfd *pfd;
+    int n;
+} step;
+
+static bool step_open(step *st, const char *id, int want)
+{
+    memset(st, 0, sizeof *st);
+    if (!start_gateway(&st->g, NULL))
+        return false;
+    st->token = token_for(id);
+    st->cs = calloc((size_t)want, sizeof *st->cs);
+    st->pfd = calloc((size_t)want, sizeof *st->pfd);
+    const char *why = "";
+    st->n = open_clients(st->cs, want, st->g.port, st->token, &why);
+    if (st->n < want)
+        printf("   %d clients wanted, %d connected: %s\n", want, st->n, why);
+    int64_t last = 0;
+    pump(st->cs, st->n, st->pfd, 500, on_flood_msg, &last, NULL);
+    return true;
+}
+
+static void step_close(step *st)
+{
+    close_clients(st->cs, st->n);
+    free(st->cs);
+    free(st->pfd);
+    free(st->token);
+    wd_gx_stop(&st->g);
+}
+
 static void bench_fanout(const int *counts, int ncounts, long lines)
 {
     Warden__V1__Limits unlimited = WARDEN__V1__LIMITS__INIT;
@@ -626,18 +636,14 @@ static void bench_fanout(const int *counts, int ncounts, long lines)
     wd_watch_free(w);
     for (int k = 0; k < ncounts; k++) {
         int want = counts[k];
-        wd_gx g;
-        if (!start_gateway(&g, NULL))
+        step st;
+        if (!step_open(&st, id, want))
             break;
-        char *token = token_for(id);
-        cl *cs = calloc((size_t)want, sizeof *cs);
-        struct pollfd *pfd = calloc((size_t)want, sizeof *pfd);
-        const char *why = "";
-        int n = open_clients(cs, want, g.port, token, &why);
-        if (n < want)
-            printf("   %d clients wanted, %d connected: %s\n", want, n, why);
+        wd_gx g = st.g;
+        cl *cs = st.cs;
+        struct pollfd *pfd = st.pfd;
+        int n = st.n;
         int64_t last = 0;
-        pump(cs, n, pfd, 500, on_flood_msg, &last, NULL);
         for (int i = 0; i < n; i++)
             cs[i].events = cs[i].lines = cs[i].dropped = 0;
         long bus0 = wd_gx_metric(&g, "warden_ws_bus_messages_total");
@@ -703,11 +709,7 @@ static void bench_fanout(const int *counts, int ncounts, long lines)
                wd_gx_metric(&g, "warden_ws_dropped_total{reason=\"inbox_full\"}"),
                wd_gx_metric(&g, "warden_ws_closed_total{reason=\"slow_client\"}"), closed, code,
                qmax);
-        close_clients(cs, n);
-        free(cs);
-        free(pfd);
-        free(token);
-        wd_gx_stop(&g);
+        step_close(&st);
     }
     stop_server(id);
 }
@@ -746,18 +748,14 @@ static void bench_paced(const int *counts, const int *const *rates, int ncounts,
     line_mark = "tick ";
     for (int k = 0; k < ncounts; k++) {
         int want = counts[k];
-        wd_gx g;
-        if (!start_gateway(&g, NULL))
+        step st;
+        if (!step_open(&st, id, want))
             break;
-        char *token = token_for(id);
-        cl *cs = calloc((size_t)want, sizeof *cs);
-        struct pollfd *pfd = calloc((size_t)want, sizeof *pfd);
-        const char *why = "";
-        int n = open_clients(cs, want, g.port, token, &why);
-        if (n < want)
-            printf("   %d clients wanted, %d connected: %s\n", want, n, why);
+        wd_gx g = st.g;
+        cl *cs = st.cs;
+        struct pollfd *pfd = st.pfd;
+        int n = st.n;
         int64_t last = 0;
-        pump(cs, n, pfd, 500, on_flood_msg, &last, NULL);
         for (int r = 0; rates[k][r] && n > 0; r++) {
             int rate = rates[k][r];
             long count = (long)rate * seconds;
@@ -814,11 +812,7 @@ static void bench_paced(const int *counts, const int *const *rates, int ncounts,
                 break;
             usleep(500000);
         }
-        close_clients(cs, n);
-        free(cs);
-        free(pfd);
-        free(token);
-        wd_gx_stop(&g);
+        step_close(&st);
     }
     line_mark = "flood line ";
     stop_server(id);

@@ -3,6 +3,23 @@
 
 #include <string.h>
 
+#include "base64.h"
+
+json_t *wd_jwt_part(const char *s, size_t len)
+{
+    uint8_t buf[WD_JWT_TOKEN_MAX / 4 * 3 + 3];
+    size_t n = 0;
+    if (len > WD_JWT_TOKEN_MAX || wd_base64_url_decode(s, len, buf, sizeof buf, &n) != WD_OK)
+        return NULL;
+    json_error_t err;
+    json_t *v = json_loadb((const char *)buf, n, JSON_REJECT_DUPLICATES, &err);
+    if (v && !json_is_object(v)) {
+        json_decref(v);
+        return NULL;
+    }
+    return v;
+}
+
 bool wd_jwt_split(const char *token, size_t len, const char **dot1, const char **dot2)
 {
     const char *d1 = memchr(token, '.', len);

@@ -11,6 +11,14 @@
 
 #include <jansson.h>
 
+/* Longest token any verifier here reads; longer ones are refused unread. */
+#define WD_JWT_TOKEN_MAX 4096
+
+/* Decodes one base64url part (header or payload, s[0..len)) of a token no
+ * longer than WD_JWT_TOKEN_MAX into a JSON object, duplicate keys refused.
+ * NULL when it is not base64url, not JSON, or not an object. */
+json_t *wd_jwt_part(const char *s, size_t len);
+
 /* Finds the two dots of "header.payload.signature" in token[0..len):
  * false unless there are exactly two. */
 bool wd_jwt_split(const char *token, size_t len, const char **dot1, const char **dot2);

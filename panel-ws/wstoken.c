@@ -29,7 +29,6 @@
 
 #define KID_LEN 16
 #define PEM_MAX 16384
-#define PART_MAX (WD_WSTOKEN_MAX / 4 * 3 + 3)
 
 typedef struct {
     char kid[KID_LEN + 1];
@@ -326,21 +325,6 @@ out:
 
 #define DENY(...) WD_ERR(WD_ERR_DENIED, __VA_ARGS__)
 
-static json_t *parse_part(const char *s, size_t len)
-{
-    unsigned char buf[PART_MAX];
-    size_t n = 0;
-    if (wd_base64_url_decode(s, len, buf, sizeof buf, &n) != WD_OK)
-        return NULL;
-    json_error_t err;
-    json_t *v = json_loadb((const char *)buf, n, JSON_REJECT_DUPLICATES, &err);
-    if (v && !json_is_object(v)) {
-        json_decref(v);
-        return NULL;
-    }
-    return v;
-}
-
 static bool ecdsa_ok(EVP_PKEY *k, const char *data, size_t len, const unsigned char sig[64])
 {
     bool ok = false;
@@ -388,7 +372,7 @@ wd_status wd_wstoken_verify(const wd_wstoken_keys *ks, const char *token, time_t
         return DENY("invalid token: not three dot-separated parts");
 
     /* 2. Header, by us, before any key or libjwt is involved. */
-    if (!(hdr = parse_part(token, (size_t)(d1 - token)))) {
+    if (!(hdr = wd_jwt_part(token, (size_t)(d1 - token)))) {
         st = DENY("invalid token: malformed header");
         goto out;
     }
@@ -426,7 +410,7 @@ wd_status wd_wstoken_verify(const wd_wstoken_keys *ks, const char *token, time_t
     }
 
     /* 5. Claims. */
-    if (!(pl = parse_part(d1 + 1, (size_t)(d2 - d1 - 1)))) {
+    if (!(pl = wd_jwt_part(d1 + 1, (size_t)(d2 - d1 - 1)))) {
         st = DENY("invalid token: malformed payload");
         goto out;
     }

@@ -28,9 +28,10 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "jwtclaims.h"
 #include "status.h"
 
-#define WD_WSTOKEN_MAX 4096 /* longer tokens are refused unread */
+#define WD_WSTOKEN_MAX WD_JWT_TOKEN_MAX /* longer tokens are refused unread */
 #define WD_WSTOKEN_ISS "warden-api"
 #define WD_WSTOKEN_AUD "warden-ws"
 #define WD_WSTOKEN_MAX_PERMS 48

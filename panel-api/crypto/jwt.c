@@ -43,7 +43,6 @@ struct wd_jwt_keyring {
 };
 
 /* Decoded header or payload: a 4096-byte token holds at most 3072 bytes. */
-#define PART_MAX (WD_JWT_MAX_TOKEN / 4 * 3 + 3)
 
 static bool kid_ok(const char *kid)
 {
@@ -230,21 +229,6 @@ out:
 
 #define DENY(...) WD_ERR(WD_ERR_DENIED, __VA_ARGS__)
 
-static json_t *parse_part(const char *s, size_t len)
-{
-    uint8_t buf[PART_MAX];
-    size_t n = 0;
-    if (wd_base64_url_decode(s, len, buf, sizeof buf, &n) != WD_OK)
-        return NULL;
-    json_error_t err;
-    json_t *v = json_loadb((const char *)buf, n, JSON_REJECT_DUPLICATES, &err);
-    if (v && !json_is_object(v)) {
-        json_decref(v);
-        return NULL;
-    }
-    return v;
-}
-
 wd_status wd_jwt_verify(wd_jwt_keyring *kr, const char *token, time_t now, const char *expected_iss,
                         const char *expected_aud, wd_jwt_claims *claims)
 {
@@ -269,7 +253,7 @@ wd_status wd_jwt_verify(wd_jwt_keyring *kr, const char *token, time_t now, const
         return DENY("invalid token: not three dot-separated parts");
 
     /* 2. Header, parsed by us, before any key or libjwt is involved. */
-    hdr = parse_part(token, (size_t)(d1 - token));
+    hdr = wd_jwt_part(token, (size_t)(d1 - token));
     if (!hdr) {
         st = DENY("invalid token: malformed header");
         goto out;
@@ -321,7 +305,7 @@ wd_status wd_jwt_verify(wd_jwt_keyring *kr, const char *token, time_t now, const
     locked = false;
 
     /* 5. Claims. */
-    pl = parse_part(d1 + 1, (size_t)(d2 - d1 - 1));
+    pl = wd_jwt_part(d1 + 1, (size_t)(d2 - d1 - 1));
     if (!pl) {
         st = DENY("invalid token: malformed payload");
         goto out;

@@ -20,9 +20,10 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "jwtclaims.h"
 #include "status.h"
 
-#define WD_JWT_MAX_TOKEN 4096 /* longer tokens are refused unread */
+#define WD_JWT_MAX_TOKEN WD_JWT_TOKEN_MAX /* longer tokens are refused unread */
 #define WD_JWT_SECRET_MIN 32
 #define WD_JWT_SECRET_MAX 256
 #define WD_JWT_KID_MAX 64 /* characters of [A-Za-z0-9._-] */

@@ -127,9 +127,9 @@ void wsc_free(wsc *c)
     free(c);
 }
 
-bool wsc_send_frame(wsc *c, int opcode, const void *data, size_t len, bool fin)
+size_t wsc_frame_head(unsigned char hdr[14], int opcode, bool fin, size_t len,
+                      const unsigned char mask[4])
 {
-    unsigned char hdr[14];
     size_t h = 0;
     hdr[h++] = (unsigned char)((fin ? 0x80 : 0) | (opcode & 0x0f));
     if (len < 126) {
@@ -143,9 +143,38 @@ bool wsc_send_frame(wsc *c, int opcode, const void *data, size_t len, bool fin)
         for (int i = 7; i >= 0; i--)
             hdr[h++] = (unsigned char)((uint64_t)len >> (8 * i));
     }
-    unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
     memcpy(hdr + h, mask, 4);
-    h += 4;
+    return h + 4;
+}
+
+size_t wsc_frame_peek(const unsigned char *b, size_t len, int *op, bool *fin, uint64_t *plen)
+{
+    if (len < 2)
+        return 0;
+    *op = b[0] & 0x0f;
+    *fin = b[0] & 0x80;
+    *plen = b[1] & 0x7f;
+    size_t h = 2;
+    if (*plen == 126) {
+        if (len < 4)
+            return 0;
+        *plen = (uint64_t)b[2] << 8 | b[3];
+        h = 4;
+    } else if (*plen == 127) {
+        if (len < 10)
+            return 0;
+        *plen = 0;
+        for (int i = 0; i < 8; i++)
+            *plen = *plen << 8 | b[2 + i];
+        h = 10;
+    }
+    return len < h + *plen ? 0 : h;
+}
+
+bool wsc_send_frame(wsc *c, int opcode, const void *data, size_t len, bool fin)
+{
+    unsigned char hdr[14], mask[4] = {0x12, 0x34, 0x56, 0x78};
+    size_t h = wsc_frame_head(hdr, opcode, fin, len, mask);
     unsigned char *body = malloc(len ? len : 1);
     for (size_t i = 0; i < len; i++)
         body[i] = ((const unsigned char *)data)[i] ^ mask[i % 4];
@@ -190,28 +219,12 @@ static void parse(wsc *c)
 {
     size_t off = 0; /* consumed; moved out once at the end */
     for (;;) {
-        size_t len = c->len - off;
-        if (len < 2)
-            break;
         unsigned char *b = c->buf + off;
-        int op = b[0] & 0x0f;
-        bool fin = b[0] & 0x80;
-        uint64_t plen = b[1] & 0x7f;
-        size_t h = 2;
-        if (plen == 126) {
-            if (len < 4)
-                break;
-            plen = (uint64_t)b[2] << 8 | b[3];
-            h = 4;
-        } else if (plen == 127) {
-            if (len < 10)
-                break;
-            plen = 0;
-            for (int i = 0; i < 8; i++)
-                plen = plen << 8 | b[2 + i];
-            h = 10;
-        }
-        if (len < h + plen)
+        int op;
+        bool fin;
+        uint64_t plen;
+        size_t h = wsc_frame_peek(b, c->len - off, &op, &fin, &plen);
+        if (h == 0)
             break;
         const unsigned char *p = b + h;
         switch (op) {

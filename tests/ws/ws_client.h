@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -25,6 +26,14 @@ void wsc_free(wsc *c);
 /* When > 0, the receive buffer size of sockets connected from now on (a
  * small one makes a slow client quickly). */
 extern int wsc_rcvbuf;
+
+/* Frame headers (RFC 6455 section 5.2), shared with bench/bench_ws.c's
+ * many-client loop. wsc_frame_head writes a client (masked) header for a
+ * payload of len bytes into hdr and returns its size. wsc_frame_peek reads
+ * the header at b[0..len): its size, or 0 while incomplete. */
+size_t wsc_frame_head(unsigned char hdr[14], int opcode, bool fin, size_t len,
+                      const unsigned char mask[4]);
+size_t wsc_frame_peek(const unsigned char *b, size_t len, int *op, bool *fin, uint64_t *plen);
 
 /* Sends one frame (masked, as clients must). opcode 1 text, 2 binary. */
 bool wsc_send_frame(wsc *c, int opcode, const void *data, size_t len, bool fin);
