@@ -247,6 +247,30 @@ static bool node_online(int n, int timeout_ms)
     return false;
 }
 
+/* When a state never reaches the database: what the API says now and the
+ * last lines of the agent's and the surviving API's logs (the temp dirs
+ * are gone after the run). */
+static void show_state_trail(int s)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/servers/%s", server_id[s]);
+    json_t *j = NULL;
+    int st = call(1, "GET", path, NULL, &j);
+    char *d = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    fprintf(stderr, "server %d: GET -> %d %.400s\n", s, st, d ? d : "");
+    free(d);
+    json_decref(j);
+    const char *logs[] = {agents[s].log, apis[1].log};
+    for (size_t i = 0; i < 2; i++) {
+        char *text = NULL;
+        if (wd_read_file(logs[i], 64 << 20, &text, NULL) != WD_OK)
+            continue;
+        size_t len = strlen(text), from = len > 3000 ? len - 3000 : 0;
+        fprintf(stderr, "--- tail of %s\n%s\n", logs[i], text + from);
+        free(text);
+    }
+}
+
 /* ---- WebSocket clients ---------------------------------------------------- */
 
 /* An authenticated console socket on gateway g for server s. */
@@ -567,9 +591,15 @@ static void test_failover(void)
     char path[200];
     snprintf(path, sizeof path, "/api/v1/servers/%s/power", server_id[2]);
     CU_ASSERT_EQUAL(call(1, "POST", path, "{\"action\":\"restart\"}", NULL), 202);
-    CU_ASSERT(wait_state(2, "running", 30000));
+    if (!wait_state(2, "running", 30000)) {
+        CU_FAIL("restart did not reach the database");
+        show_state_trail(2);
+    }
     CU_ASSERT_EQUAL(call(1, "POST", path, "{\"action\":\"stop\"}", NULL), 202);
-    CU_ASSERT(wait_state(2, "offline", 30000));
+    if (!wait_state(2, "offline", 30000)) {
+        CU_FAIL("stop did not reach the database");
+        show_state_trail(2);
+    }
 
     /* Every node is still online (heartbeats through the survivors) and
      * logins work on the surviving API. */
